@@ -1,0 +1,232 @@
+"""DataModules for both stages, built on one dataset, one sampler and one collate function.
+
+Splits are index sets drawn with explicit seeds, never with the global RNG, so that
+the pretrained and scratch arms of a cell see exactly the same examples in the
+same order.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lmft.data.corpus import Corpus, Encoded
+from lmft.errors import LmftError
+
+
+def balanced_subset(labels: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """`n` indices from `pool`, half per label (the odd one to label 0), drawn with `seed`.
+
+    For one seed a smaller subset is a prefix of a larger one per label, so sizes nest.
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in (0, 1):
+        members = pool[labels[pool] == c]
+        want = n // 2 + (n % 2 if c == 0 else 0)
+        if want > len(members):
+            raise LmftError(
+                f"Asked for {n} examples ({want} of label {c}) but the pool has only "
+                f"{len(members)} of label {c}; use a smaller data.train_size or 'all'."
+            )
+        out.append(members[torch.randperm(len(members), generator=g)[:want]])
+    return torch.cat(out).sort().values
+
+
+def validation_indices(train: Encoded, val_size: int, split_seed: int) -> torch.Tensor:
+    """The fixed validation split held out of the labeled training split (same for every run)."""
+    if not 2 <= val_size < len(train):
+        raise LmftError(
+            f"data.val_size={val_size} must be at least 2 and below the {len(train)} "
+            "labeled training reviews."
+        )
+    return balanced_subset(train.labels, torch.arange(len(train)), val_size, split_seed)
+
+
+def parse_train_size(value, pool_size: int) -> int:
+    """`all` or an integer in 2..pool_size (at least one example per label)."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return pool_size
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LmftError(f"data.train_size={value!r} is not an integer; use e.g. 1000 or 'all'.")
+    if not 2 <= value <= pool_size:
+        raise LmftError(
+            f"data.train_size={value} is outside 2..{pool_size} (the labeled training pool "
+            "after the validation split); use a size in that range or 'all'."
+        )
+    return value
+
+
+class TokenDataset(Dataset):
+    """Item i: (token ids truncated to `max_len`, label) of `encoded[indices[i]]`."""
+
+    def __init__(self, encoded: Encoded, indices: torch.Tensor, max_len: int):
+        self.encoded, self.indices, self.max_len = encoded, indices, max_len
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        j = int(self.indices[i])
+        return self.encoded[j][: self.max_len].long(), int(self.encoded.labels[j])
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.encoded.lengths[self.indices].clamp(max=self.max_len)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length (less padding), in a random order that depends only on seed+epoch.
+
+    Shuffle, cut into pools of `pool_batches` batches, sort each pool by length, batch,
+    then shuffle the batches. With shuffle=False: batches in length order (for evaluation).
+    """
+
+    def __init__(
+        self,
+        lengths: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        pool_batches: int = 50,
+    ):
+        self.lengths, self.batch_size, self.shuffle = lengths, batch_size, shuffle
+        self.seed, self.pool, self.epoch = seed, pool_batches * batch_size, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by Lightning before each epoch
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = torch.argsort(self.lengths, stable=True)
+            yield from (
+                order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)
+            )
+            return
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(n, generator=g)
+        batches = []
+        for start in range(0, n, self.pool):
+            chunk = perm[start : start + self.pool]
+            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            yield batches[b].tolist()
+
+
+def collate(batch: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
+    """Right-pad with id 0; keep the true lengths so models can mask padding."""
+    seqs, labels = zip(*batch, strict=True)
+    return {
+        "ids": torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=0),
+        "lengths": torch.tensor([len(s) for s in seqs]),
+        "labels": torch.tensor(labels, dtype=torch.float),
+    }
+
+
+class _Base(L.LightningDataModule):
+    def __init__(
+        self,
+        corpus: Corpus,
+        batch_size: int,
+        max_len: int,
+        val_size: int,
+        split_seed: int,
+        seed: int,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+    ):
+        super().__init__()
+        self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
+        self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.seed, self.num_workers = seed, num_workers
+        self.train_split = corpus.splits["train"]
+        self.val_idx = validation_indices(self.train_split, val_size, split_seed)
+        keep = torch.ones(len(self.train_split), dtype=torch.bool)
+        keep[self.val_idx] = False
+        self.pool_idx = torch.nonzero(keep).flatten()  # labeled training reviews outside val
+
+    def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
+        bs = self.batch_size if train else self.eval_batch_size
+        sampler = BucketBatchSampler(ds.lengths, bs, shuffle=train, seed=self.seed)
+        return DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+class LMDataModule(_Base):
+    """Language modelling: train reviews (+ unsup) minus the validation split; val = that split.
+
+    Each item is a review's first `max_len + 1` tokens; the model predicts tokens 1..n from 0..n-1.
+    """
+
+    def setup(self, stage: str | None = None) -> None:
+        train = self.train_split
+        self.train_sets = [TokenDataset(train, self.pool_idx, self.max_len + 1)]
+        unsup = self.corpus.splits.get("unsup")
+        if unsup is not None and len(unsup):
+            self.train_sets.append(TokenDataset(unsup, torch.arange(len(unsup)), self.max_len + 1))
+        self.val_set = TokenDataset(train, self.val_idx, self.max_len + 1)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(_Concat(self.train_sets), train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+
+class _Concat(torch.utils.data.ConcatDataset):
+    @property
+    def lengths(self) -> torch.Tensor:
+        return torch.cat([d.lengths for d in self.datasets])
+
+
+class ClassificationDataModule(_Base):
+    """Labeled subset of `train_size` (drawn with `seed`), fixed validation split, test split.
+
+    `test_size` (an int) evaluates on a fixed balanced subset of the test split, the same for
+    every run; `None` uses all of it.
+    """
+
+    def __init__(self, corpus: Corpus, train_size, test_size: int | None = None, **kw):
+        super().__init__(corpus, **kw)
+        pool = self.pool_idx
+        self.train_size = parse_train_size(train_size, len(pool))
+        self.train_idx = (
+            pool
+            if self.train_size == len(pool)
+            else balanced_subset(self.train_split.labels, pool, self.train_size, self.seed)
+        )
+        test = corpus.splits["test"]
+        all_test = torch.arange(len(test))
+        self.test_idx = (
+            all_test
+            if test_size is None or test_size >= len(test)
+            else balanced_subset(test.labels, all_test, test_size, 0)
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = TokenDataset(self.train_split, self.train_idx, self.max_len)
+        self.val_set = TokenDataset(self.train_split, self.val_idx, self.max_len)
+        self.test_set = TokenDataset(self.corpus.splits["test"], self.test_idx, self.max_len)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """Validation and test are both evaluated every epoch (test only for the curves)."""
+        return [self._loader(self.val_set, train=False), self._loader(self.test_set, train=False)]

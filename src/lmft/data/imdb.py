@@ -1,0 +1,165 @@
+"""Find, download and read the IMDB Large Movie Review Dataset (official layout).
+
+The archive may be the official `aclImdb_v1.tar.gz` (with `train/unsup`), the
+labeled-only copy shipped to development machines, or either one extracted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import tarfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmft.errors import LmftError
+from lmft.io import atomic_path
+
+OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+ENV_VAR = "LMFT_IMDB_ARCHIVE"
+# Looked for (relative to the working directory) when no path is given.
+DEFAULT_CANDIDATES = (
+    "data/aclImdb_v1.tar.gz",
+    "data/aclImdb",
+    "../shared/data/aclImdb_v1_labeled.tar.gz",
+)
+SPLITS = ("train", "test", "unsup")
+_REVIEW = re.compile(r"^(?:.*/)?aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+@dataclass
+class Reviews:
+    """Reviews of one split, sorted by (label, file id) so order never depends on the archive."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)  # 1 pos, 0 neg, -1 unlabeled
+    ratings: list[int] = field(default_factory=list)  # 1..10, 0 for unsup
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def find_archive(path: str | None = None, data_dir: str = "data", download: bool = True) -> Path:
+    """Return the archive to read: explicit path > $LMFT_IMDB_ARCHIVE > known places > download."""
+    explicit = path or os.environ.get(ENV_VAR)
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.exists():
+            source = "data.archive" if path else f"${ENV_VAR}"
+            raise LmftError(
+                f"IMDB archive not found at {p} (from {source}). "
+                "Point it at aclImdb_v1.tar.gz or its extracted aclImdb/ folder."
+            )
+        return p
+    candidates = [Path(data_dir) / "aclImdb_v1.tar.gz", Path(data_dir) / "aclImdb"]
+    candidates += [Path(c) for c in DEFAULT_CANDIDATES]
+    for c in candidates:
+        if c.exists():
+            return c
+    if not download:
+        raise LmftError(
+            "IMDB archive not found; looked at: " + ", ".join(map(str, candidates)) + ". "
+            f"Set {ENV_VAR}=/path/to/aclImdb_v1.tar.gz, pass data.archive=..., "
+            "or allow data.download=true on a machine with internet."
+        )
+    return download_official(Path(data_dir) / "aclImdb_v1.tar.gz")
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_official(dest: Path, url: str = OFFICIAL_URL, md5: str = OFFICIAL_MD5) -> Path:
+    """Download with a progress line, verify the md5, then move into place atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading {url} -> {dest}", file=sys.stderr)
+    with atomic_path(dest) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                total = int(r.headers.get("Content-Length", 0))
+                done = 0
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    done += len(chunk)
+                    pct = f"{100 * done / total:5.1f}%" if total else ""
+                    print(f"\r  {done / 2**20:7.1f} MiB {pct}", end="", file=sys.stderr)
+            print(file=sys.stderr)
+        except OSError as e:
+            raise LmftError(
+                f"Could not download the IMDB archive from {url} ({e}). Without internet, "
+                f"set {ENV_VAR}=/path/to/aclImdb_v1.tar.gz or data.archive=..."
+            ) from e
+        got = md5sum(tmp)
+        if got != md5:
+            raise LmftError(
+                f"Downloaded archive fails its checksum (md5 {got}, expected {md5}); "
+                "nothing was kept. Try again, or download it by hand and set "
+                f"{ENV_VAR}."
+            )
+    return dest
+
+
+def _clean(raw: bytes, name: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LmftError(f"Review {name} is not UTF-8 ({e}); the archive is damaged.") from e
+    text = _BR.sub(" ", text).strip()
+    if not text:
+        raise LmftError(f"Review {name} is empty; the archive is damaged.")
+    return text
+
+
+def _iter_files(archive: Path):
+    """Yield (member name, bytes) for every review file in a .tar.gz or an extracted folder."""
+    if archive.is_dir():
+        root = archive if archive.name == "aclImdb" else archive / "aclImdb"
+        for p in sorted(root.glob("*/*/*.txt")):
+            yield f"aclImdb/{p.relative_to(root).as_posix()}", p.read_bytes()
+        return
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for m in tar:
+                if m.isfile() and _REVIEW.match(m.name):
+                    yield m.name, tar.extractfile(m).read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise LmftError(
+            f"Cannot read {archive} as a tar archive ({type(e).__name__}: {e}). "
+            "The file is truncated or corrupted: download it again."
+        ) from e
+
+
+def read_imdb(archive: Path) -> dict[str, Reviews]:
+    """Read train/test (and unsup when present) reviews; `<br />` becomes whitespace."""
+    rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in SPLITS}
+    for name, raw in _iter_files(archive):
+        m = _REVIEW.match(name)
+        if not m:
+            continue
+        split, folder, file_id, rating = m.groups()
+        split = "unsup" if folder == "unsup" else split
+        label = {"pos": 1, "neg": 0, "unsup": -1}[folder]
+        rating = int(rating) if folder != "unsup" else 0
+        rows[split].append((label, int(file_id), rating, _clean(raw, name)))
+    for split in ("train", "test"):
+        counts = {lab: sum(r[0] == lab for r in rows[split]) for lab in (0, 1)}
+        if min(counts.values()) == 0:
+            raise LmftError(
+                f"{archive} is not an IMDB archive in the official layout: "
+                f"found {counts[1]} pos / {counts[0]} neg reviews under aclImdb/{split}/. "
+                "Expected aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt."
+            )
+    out = {}
+    for split, r in rows.items():
+        r.sort(key=lambda t: (t[0], t[1]))
+        out[split] = Reviews([t[3] for t in r], [t[0] for t in r], [t[2] for t in r])
+    return out

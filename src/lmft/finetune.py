@@ -1,0 +1,124 @@
+"""Stage 2: fine-tune the sentiment classifier from the pretrained encoder or from scratch.
+
+    python -m lmft.finetune experiment=quick init=pretrained data.train_size=1000 seed=0
+    python -m lmft.finetune -m experiment=quick          # the preset's whole grid
+
+Each cell writes outputs/sweeps/<name>/<cell>/{metrics.json, history.csv, tb/}; a cell whose
+metrics.json is complete is skipped, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+
+from lmft.data import ClassificationDataModule, load_corpus
+from lmft.errors import LmftError
+from lmft.io import write_json, write_text
+from lmft.models import SentimentClassifier
+from lmft.models.encoder import load_encoder_state
+from lmft.training import (
+    EpochLog,
+    encoder_kwargs,
+    entry,
+    history_csv,
+    log_hparams,
+    make_trainer,
+    provenance,
+    read_finished,
+    run_identity,
+)
+
+
+def pretrained_state(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> dict:
+    """The encoder weights of the pretrain run this config points to, checked against it."""
+    pdir = Path(cfg.paths.pretrain_dir)
+    remedy = (
+        f"Run `python -m lmft.pretrain experiment={cfg.name}` (with the same data/model/lm "
+        f"overrides) first, or `make pretrain EXP={cfg.name}`."
+    )
+    wanted = run_identity(cfg, "pretrain")
+    if read_finished(pdir / "metrics.json", wanted, "pretraining", remedy) is None:
+        raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
+    return load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Final metrics from the per-epoch history; model selection uses validation only."""
+    best = max(rows, key=lambda r: r["val/acc"])  # first epoch among ties
+    return {
+        "test/acc": rows[-1]["test/acc"],
+        "val/acc": rows[-1]["val/acc"],
+        "val/acc_best": best["val/acc"],
+        "best_epoch": best["epoch"],
+        "test/acc_at_best_val": best["test/acc"],
+    }
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict:
+    out_dir = Path(out_dir)
+    identity = run_identity(cfg, "finetune")
+    done = read_finished(out_dir / "metrics.json", identity, "cell")
+    if done:
+        print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
+        return done
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    corpus = load_corpus(cfg.data)
+    c = cfg.classifier
+    dm = ClassificationDataModule(
+        corpus,
+        train_size=cfg.data.train_size,
+        test_size=cfg.data.test_size,
+        batch_size=c.batch_size,
+        max_len=c.max_len,
+        val_size=cfg.data.val_size,
+        split_seed=cfg.data.split_seed,
+        seed=cfg.seed,
+        num_workers=cfg.data.num_workers,
+    )
+    kwargs = encoder_kwargs(cfg, corpus)
+    model = SentimentClassifier(
+        encoder=kwargs,
+        pooling=c.pooling,
+        dropout=c.dropout,
+        lr=c.lr,
+        encoder_lr_factor=c.encoder_lr_factor,
+        weight_decay=c.weight_decay,
+    )
+    if cfg.init.name == "pretrained":
+        model.encoder.load_state_dict(pretrained_state(cfg, kwargs, corpus.fingerprint))
+    history = EpochLog(f"{cfg.name} {cfg.cell}")
+    trainer = make_trainer(cfg, out_dir, c.epochs, [history])
+    trainer.fit(model, dm)
+
+    metrics = {
+        "init": cfg.init.name,
+        "train_size": dm.train_size,
+        "seed": cfg.seed,
+        "n_val": len(dm.val_idx),
+        "n_test": len(dm.test_idx),
+        **summarize(history.rows),
+        "history": history.rows,
+        "identity": identity,
+        "provenance": provenance(),
+    }
+    log_hparams(trainer, identity, {k: v for k, v in metrics.items() if "/" in k})
+    write_text(out_dir / "history.csv", history_csv(history.rows))
+    write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    print(
+        f"[finetune] {cfg.cell}: test/acc {metrics['test/acc']:.4f}, "
+        f"at best val {metrics['test/acc_at_best_val']:.4f} (epoch {metrics['best_epoch']})"
+    )
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="finetune")
+def main(cfg: DictConfig) -> None:
+    entry(run, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Stage 1: next-token language model on top of the shared encoder."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmft.errors import LmftError
+from lmft.models.encoder import LSTMEncoder, length_mask
+
+
+class LanguageModel(L.LightningModule):
+    """encoder -> dropout -> vocabulary softmax (full, or adaptive for speed on CPU).
+
+    `head="adaptive"` uses `nn.AdaptiveLogSoftmaxWithLoss`; token ids are ordered by
+    frequency (the tokenizer guarantees it), which is what its clusters assume.
+    """
+
+    def __init__(
+        self,
+        encoder: dict,
+        dropout: float = 0.3,
+        head: str = "full",
+        cutoffs: tuple[int, ...] = (2000, 10000),
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.encoder = LSTMEncoder(**encoder)
+        self.dropout = nn.Dropout(dropout)
+        vocab, hidden = encoder["vocab_size"], self.encoder.hidden_size
+        if head == "adaptive":
+            cuts = [c for c in cutoffs if c < vocab - 1]
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cuts, div_value=4.0)
+        elif head == "full":
+            self.head = nn.Linear(hidden, vocab)
+        else:
+            raise ValueError(f"lm.head must be 'full' or 'adaptive', not {head!r}")
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean cross-entropy of predicting token t+1 from tokens <= t, padding excluded."""
+        ids, lengths = batch["ids"], batch["lengths"]
+        inputs, targets = ids[:, :-1], ids[:, 1:]
+        mask = length_mask(lengths - 1, inputs.shape[1])
+        h = self.dropout(self.encoder(inputs)[mask])  # only real positions reach the softmax
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.head(h.float(), targets[mask]).loss
+        return F.cross_entropy(self.head(h).float(), targets[mask])
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise LmftError(
+                f"LM loss became {loss.item()} at step {self.global_step}; stopped. "
+                "Lower lm.lr or set trainer.gradient_clip_val."
+            )
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(batch["ids"]),
+        )
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        n_tokens = int((batch["lengths"] - 1).clamp(min=0).sum())
+        self.log("val/loss", self.loss(batch), on_epoch=True, batch_size=n_tokens)
+
+    def on_validation_epoch_end(self):
+        loss = self.trainer.callback_metrics.get("val/loss")
+        if loss is not None:
+            self.log("val/ppl", math.exp(min(float(loss), 50.0)))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

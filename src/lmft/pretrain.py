@@ -1,0 +1,104 @@
+"""Stage 1: pretrain the LSTM language model; writes the encoder hand-off files.
+
+    python -m lmft.pretrain experiment=quick
+
+Output (deterministic, from the config): outputs/pretrain/<name>/{encoder.pt, tokenizer.json,
+metrics.json, history.csv, tb/, checkpoints/last.ckpt}. Rerunning resumes from the last
+checkpoint, or does nothing if the run finished with the same settings.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from lmft.data import LMDataModule, load_corpus
+from lmft.io import atomic_path, write_json, write_text
+from lmft.models import LanguageModel
+from lmft.models.encoder import save_encoder
+from lmft.training import (
+    EpochLog,
+    encoder_kwargs,
+    entry,
+    history_csv,
+    log_hparams,
+    make_trainer,
+    provenance,
+    read_finished,
+    run_identity,
+)
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict:
+    out_dir = Path(out_dir)
+    identity = run_identity(cfg, "pretrain")
+    done = read_finished(out_dir / "metrics.json", identity, "pretraining")
+    if done:
+        print(f"[pretrain] {out_dir} already finished (val/ppl {done['val/ppl']:.1f}); skipping.")
+        return done
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    corpus = load_corpus(cfg.data)
+    lm = cfg.lm
+    dm = LMDataModule(
+        corpus,
+        batch_size=lm.batch_size,
+        max_len=lm.max_len,
+        val_size=cfg.data.val_size,
+        split_seed=cfg.data.split_seed,
+        seed=cfg.seed,
+        num_workers=cfg.data.num_workers,
+    )
+    model = LanguageModel(
+        encoder=encoder_kwargs(cfg, corpus),
+        dropout=lm.dropout,
+        head=lm.head,
+        cutoffs=tuple(lm.cutoffs),
+        lr=lm.lr,
+        weight_decay=lm.weight_decay,
+    )
+    ckpt_dir = out_dir / "checkpoints"
+    history = EpochLog(f"pretrain {cfg.name}")
+    trainer = make_trainer(
+        cfg,
+        out_dir,
+        lm.epochs,
+        [history, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)],
+    )
+    last = ckpt_dir / "last.ckpt"
+    if last.exists():
+        print(f"[pretrain] resuming from {last}")
+    trainer.fit(model, dm, ckpt_path=str(last) if last.exists() else None)
+
+    val_loss = float(trainer.callback_metrics["val/loss"])
+    metrics = {
+        "val/loss": val_loss,
+        "val/ppl": math.exp(val_loss),
+        "epochs": trainer.current_epoch,
+        "vocab_size": corpus.tokenizer.get_vocab_size(),
+        "tokenizer": corpus.fingerprint,
+        "history": history.rows,
+        "identity": identity,
+        "provenance": provenance(),
+    }
+    log_hparams(trainer, identity, {"hp/val_ppl": metrics["val/ppl"]})
+    save_encoder(out_dir / "encoder.pt", model.encoder, corpus.fingerprint)
+    with atomic_path(out_dir / "tokenizer.json") as tmp:
+        corpus.tokenizer.save(str(tmp))
+    write_text(out_dir / "history.csv", history_csv(history.rows))
+    write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    print(f"[pretrain] done: val/ppl {metrics['val/ppl']:.1f}; wrote {out_dir}/encoder.pt")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="pretrain")
+def main(cfg: DictConfig) -> None:
+    entry(run, cfg)
+
+
+if __name__ == "__main__":
+    main()

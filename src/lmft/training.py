@@ -1,0 +1,190 @@
+"""What both stages share: trainer construction, per-epoch history, config identity, CLI glue."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+import lmft
+from lmft.data.corpus import Corpus
+from lmft.errors import LmftError
+
+# Settings that change speed or file locations, never results: left out of a run's identity.
+_NOT_RESULTS = {
+    "data": {"archive", "data_dir", "download", "cache_dir", "num_workers"},
+    "trainer": {"progress_bar", "num_threads", "log_every_n_steps", "devices"},
+}
+# What decides each stage's result (data keys that only stage 2 reads are left out of stage 1).
+_STAGE_KEYS = {
+    "pretrain": (("data", "model", "lm", "trainer", "seed"), {"train_size", "test_size"}),
+    "finetune": (("data", "model", "lm", "classifier", "trainer", "init", "seed"), set()),
+}
+
+
+def run_identity(cfg: DictConfig, stage: str) -> dict:
+    """The resolved config values that determine a stage's result (stored with its metrics)."""
+    sections, skip_data = _STAGE_KEYS[stage]
+    full = OmegaConf.to_container(cfg, resolve=True)
+    out = {}
+    for s in sections:
+        v = full[s]
+        if isinstance(v, dict):
+            drop = _NOT_RESULTS.get(s, set()) | (skip_data if s == "data" else set())
+            v = {k: x for k, x in v.items() if k not in drop}
+        out[s] = v
+    return out
+
+
+def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested dicts ('lm.epochs: 2 != 3')."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += diff(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}: {x!r} != {y!r}")
+    return out
+
+
+def read_finished(path: Path, identity: dict, what: str, remedy: str = "") -> dict | None:
+    """Metrics of a finished run at `path`; None if unfinished; error if other settings made it."""
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        done = metrics["identity"]
+    except (ValueError, KeyError):
+        return None  # unreadable: not finished
+    if done != identity:
+        raise LmftError(
+            f"{path.parent} holds a finished {what} made with other settings "
+            f"({'; '.join(diff(done, identity)[:5])}). "
+            + (remedy or "Use another name=... for the new settings, or delete that folder.")
+        )
+    return metrics
+
+
+def encoder_kwargs(cfg: DictConfig, corpus: Corpus) -> dict:
+    return {"vocab_size": corpus.tokenizer.get_vocab_size(), **OmegaConf.to_container(cfg.model)}
+
+
+def provenance() -> dict:
+    """Versions and commit, so every number can be traced to the code that made it."""
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+    except OSError:
+        commit = None
+    return {
+        "lmft": lmft.__version__,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "python": platform.python_version(),
+        "git_commit": commit,
+    }
+
+
+class EpochLog(L.Callback):
+    """Records every epoch's logged metrics (the history) and prints one line per epoch."""
+
+    def __init__(self, label: str):
+        self.label, self.rows, self.t0 = label, [], time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        m = {
+            k: round(float(v), 5)
+            for k, v in trainer.callback_metrics.items()
+            if "/" in k and not k.endswith("_step")
+        }
+        m = {k.removesuffix("_epoch"): v for k, v in m.items()}
+        row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(time.time() - self.t0, 1)}
+        self.rows.append(row)
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+        print(f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs}  {shown}", flush=True)
+
+    # Saved in Lightning checkpoints, so a resumed run keeps the epochs before the interruption.
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = state["rows"]
+
+
+def history_csv(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:
+    t = cfg.trainer
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    logger = TensorBoardLogger(
+        save_dir=str(out_dir), name="tb", version="", default_hp_metric=False
+    )
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=t.precision,
+        max_epochs=max_epochs,
+        gradient_clip_val=t.gradient_clip_val,
+        logger=logger,
+        callbacks=callbacks,
+        default_root_dir=str(out_dir),
+        enable_checkpointing=any(
+            isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks
+        ),
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+    )
+
+
+def log_hparams(trainer: L.Trainer, params: dict, metrics: dict) -> None:
+    """HParams tab: the run's settings beside its final metrics."""
+    flat = {}
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
+
+    walk(params)
+    trainer.logger.log_hyperparams(
+        flat, {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    )
+
+
+def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
+    """Body of every @hydra.main: call `run` in Hydra's output dir; user errors exit 2 cleanly."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except LmftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
