@@ -9,6 +9,7 @@ metrics.json is complete is skipped, so an interrupted sweep resumes where it st
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import hydra
@@ -17,14 +18,13 @@ from omegaconf import DictConfig
 
 from lmft.data import ClassificationDataModule, load_corpus
 from lmft.errors import LmftError
-from lmft.io import write_json, write_text
+from lmft.io import write_csv, write_json
 from lmft.models import SentimentClassifier
 from lmft.models.encoder import load_encoder_state
 from lmft.training import (
     EpochLog,
     encoder_kwargs,
     entry,
-    history_csv,
     log_hparams,
     make_trainer,
     provenance,
@@ -91,7 +91,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if cfg.init.name == "pretrained":
         model.encoder.load_state_dict(pretrained_state(cfg, kwargs, corpus.fingerprint))
     history = EpochLog(f"{cfg.name} {cfg.cell}")
-    trainer = make_trainer(cfg, out_dir, c.epochs, [history])
+    epochs = c.epochs
+    if c.max_examples:  # a per-cell compute cap: large labeled sets get fewer epochs
+        epochs = min(epochs, math.ceil(c.max_examples / dm.train_size))
+    trainer = make_trainer(cfg, out_dir, epochs, [history])
     trainer.fit(model, dm)
 
     metrics = {
@@ -106,7 +109,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "provenance": provenance(),
     }
     log_hparams(trainer, identity, {k: v for k, v in metrics.items() if "/" in k})
-    write_text(out_dir / "history.csv", history_csv(history.rows))
+    write_csv(out_dir / "history.csv", history.rows)
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
     print(
         f"[finetune] {cfg.cell}: test/acc {metrics['test/acc']:.4f}, "

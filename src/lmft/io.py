@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -44,3 +46,12 @@ def write_text(dest: str | Path, text: str) -> None:
 def torch_save(obj: Any, dest: str | Path) -> None:
     with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
+
+
+def write_csv(dest: str | Path, rows: list[dict]) -> None:
+    """Rows of dicts as CSV; the header is the union of keys in first-seen order."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(dest, buf.getvalue())

@@ -18,14 +18,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from lmft.data import LMDataModule, load_corpus
-from lmft.io import atomic_path, write_json, write_text
+from lmft.io import atomic_path, write_csv, write_json
 from lmft.models import LanguageModel
 from lmft.models.encoder import save_encoder
 from lmft.training import (
     EpochLog,
     encoder_kwargs,
     entry,
-    history_csv,
     log_hparams,
     make_trainer,
     provenance,
@@ -41,16 +40,16 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if done:
         print(f"[pretrain] {out_dir} already finished (val/ppl {done['val/ppl']:.1f}); skipping.")
         return done
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    corpus = load_corpus(cfg.data)
     lm = cfg.lm
+    L.seed_everything(lm.seed, workers=True, verbose=False)
+    corpus = load_corpus(cfg.data)
     dm = LMDataModule(
         corpus,
         batch_size=lm.batch_size,
         max_len=lm.max_len,
         val_size=cfg.data.val_size,
         split_seed=cfg.data.split_seed,
-        seed=cfg.seed,
+        seed=lm.seed,
         num_workers=cfg.data.num_workers,
     )
     model = LanguageModel(
@@ -60,6 +59,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         cutoffs=tuple(lm.cutoffs),
         lr=lm.lr,
         weight_decay=lm.weight_decay,
+        loss_chunk=lm.loss_chunk,
     )
     ckpt_dir = out_dir / "checkpoints"
     history = EpochLog(f"pretrain {cfg.name}")
@@ -89,7 +89,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     save_encoder(out_dir / "encoder.pt", model.encoder, corpus.fingerprint)
     with atomic_path(out_dir / "tokenizer.json") as tmp:
         corpus.tokenizer.save(str(tmp))
-    write_text(out_dir / "history.csv", history_csv(history.rows))
+    write_csv(out_dir / "history.csv", history.rows)
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
     print(f"[pretrain] done: val/ppl {metrics['val/ppl']:.1f}; wrote {out_dir}/encoder.pt")
     return metrics

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import platform
 import subprocess
@@ -24,11 +22,11 @@ from lmft.errors import LmftError
 # Settings that change speed or file locations, never results: left out of a run's identity.
 _NOT_RESULTS = {
     "data": {"archive", "data_dir", "download", "cache_dir", "num_workers"},
-    "trainer": {"progress_bar", "num_threads", "log_every_n_steps", "devices"},
+    "trainer": {"progress_bar", "num_threads", "log_every_n_steps", "devices", "accelerator"},
 }
 # What decides each stage's result (data keys that only stage 2 reads are left out of stage 1).
 _STAGE_KEYS = {
-    "pretrain": (("data", "model", "lm", "trainer", "seed"), {"train_size", "test_size"}),
+    "pretrain": (("data", "model", "lm", "trainer"), {"train_size", "test_size"}),
     "finetune": (("data", "model", "lm", "classifier", "trainer", "init", "seed"), set()),
 }
 
@@ -107,6 +105,17 @@ class EpochLog(L.Callback):
     def __init__(self, label: str):
         self.label, self.rows, self.t0 = label, [], time.time()
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        """Without a progress bar, long epochs still report every ~10% of their steps."""
+        n = trainer.num_training_batches
+        if trainer.progress_bar_callback is None and n >= 50 and (batch_idx + 1) % (n // 10) == 0:
+            loss = float(outputs["loss"]) if isinstance(outputs, dict) else float("nan")
+            print(
+                f"[{self.label}] epoch {trainer.current_epoch + 1}: step {batch_idx + 1}/{n}"
+                f"  train/loss {loss:.4g}  {time.time() - self.t0:.0f} s",
+                flush=True,
+            )
+
     def on_train_epoch_end(self, trainer, pl_module):
         m = {
             k: round(float(v), 5)
@@ -125,15 +134,6 @@ class EpochLog(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = state["rows"]
-
-
-def history_csv(rows: list[dict]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:

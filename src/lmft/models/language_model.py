@@ -8,9 +8,14 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lmft.errors import LmftError
 from lmft.models.encoder import LSTMEncoder, length_mask
+
+
+def _summed_ce(h, y, weight, bias):
+    return F.cross_entropy(F.linear(h, weight, bias).float(), y, reduction="sum")
 
 
 class LanguageModel(L.LightningModule):
@@ -18,6 +23,9 @@ class LanguageModel(L.LightningModule):
 
     `head="adaptive"` uses `nn.AdaptiveLogSoftmaxWithLoss`; token ids are ordered by
     frequency (the tokenizer guarantees it), which is what its clusters assume.
+    `loss_chunk` (full head) computes the softmax over that many tokens at a time and
+    recomputes it in the backward pass, so the [tokens, vocabulary] logits never exist
+    whole: memory stays flat at large batches and vocabularies.
     """
 
     def __init__(
@@ -28,6 +36,7 @@ class LanguageModel(L.LightningModule):
         cutoffs: tuple[int, ...] = (2000, 10000),
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        loss_chunk: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -49,8 +58,23 @@ class LanguageModel(L.LightningModule):
         mask = length_mask(lengths - 1, inputs.shape[1])
         h = self.dropout(self.encoder(inputs)[mask])  # only real positions reach the softmax
         if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
-            return self.head(h.float(), targets[mask]).loss
-        return F.cross_entropy(self.head(h).float(), targets[mask])
+            with torch.autocast(h.device.type, enabled=False):  # its index_copy_ needs one dtype
+                return self.head(h.float(), targets[mask]).loss
+        y, chunk = targets[mask], self.hparams.loss_chunk
+        if not chunk or len(h) <= chunk:
+            return _summed_ce(h, y, self.head.weight, self.head.bias) / len(h)
+        total = sum(
+            checkpoint(
+                _summed_ce,
+                h[i : i + chunk],
+                y[i : i + chunk],
+                self.head.weight,
+                self.head.bias,
+                use_reentrant=False,
+            )
+            for i in range(0, len(h), chunk)
+        )
+        return total / len(h)
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)

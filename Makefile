@@ -1,0 +1,67 @@
+# lmft — `make help` lists every target. EXP picks the preset (conf/experiment/<EXP>.yaml).
+EXP ?= quick
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.13.0: on PyPI a CUDA build (Linux); on machines that keep a local CPU wheel, that one.
+# Any other build: make setup TORCH='torch==2.x.y' (or TORCH=torch for the newest).
+TORCH ?= torch==2.13.0
+ARGS ?=
+PORT ?= 6006
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run pretrain sweep report smoke test lint format bench gpu-wheels gpu-check tensorboard clean
+
+help: ## Show this help
+	@echo "usage: make <target> [EXP=quick|smoke|seed|seed_fast] [ARGS='hydra overrides']"
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip -q
+	$(BIN)/pip install "$(TORCH)"
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed ## Create .venv and install lmft with its dev tools (idempotent)
+
+run: $(BIN)/.installed ## The main job: pretrain + sweep + report for EXP (default quick: ~20 min on 2 CPU cores)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory pretrain sweep report EXP=$(EXP) ARGS="$(ARGS)" && \
+	echo "make run EXP=$(EXP): $$(( $$(date +%s) - start )) s wall time"
+
+pretrain: $(BIN)/.installed ## Stage 1: pretrain the LM into outputs/pretrain/EXP (resumes; skips if done)
+	$(BIN)/python -m lmft.pretrain experiment=$(EXP) $(ARGS)
+
+sweep: $(BIN)/.installed ## Stage 2: the preset's grid (init x train_size x seed) into outputs/sweeps/EXP
+	$(BIN)/python -m lmft.finetune -m experiment=$(EXP) $(ARGS)
+
+report: $(BIN)/.installed ## Summary table, paired gaps with 95% CIs and figures into outputs/reports/EXP
+	$(BIN)/python -m lmft.report experiment=$(EXP) $(ARGS)
+
+smoke: ## The whole pipeline on the tiny smoke preset (< 2 min on 2 CPU cores)
+	$(MAKE) --no-print-directory run EXP=smoke
+
+test: $(BIN)/.installed ## Run the test suite (unit + integration on the real archive; < 5 min)
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed ## Ruff lint and format check
+	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench
+
+format: $(BIN)/.installed ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests bench && $(BIN)/ruff format src tests bench
+
+bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop (EXP's sizes)
+	$(BIN)/python bench/bench.py --exp $(EXP) $(ARGS)
+
+gpu-wheels: $(BIN)/.installed ## Download hydra-core/omegaconf/antlr4 wheels into bench/wheels (for an offline GPU box)
+	$(BIN)/pip download --no-deps -d bench/wheels hydra-core==1.3.2 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 PyYAML
+
+gpu-check: ## On a GPU machine: GPU tests + bench + seed_fast protocol end to end (bench/gpu_check.sh)
+	bash bench/gpu_check.sh
+
+tensorboard: $(BIN)/.installed ## Serve TensorBoard over outputs/ (every run named by its folder)
+	$(BIN)/tensorboard --logdir outputs --port $(PORT)
+
+clean: ## Delete outputs of EXP (pretrain, sweep, report); the token cache stays
+	rm -rf outputs/pretrain/$(EXP) outputs/sweeps/$(EXP) outputs/reports/$(EXP)

@@ -1,0 +1,233 @@
+"""Training throughput of lmft's two stages against a plain PyTorch loop, on one device.
+
+    python bench/bench.py                      # preset `quick`, CPU or the GPU if there is one
+    python bench/bench.py --exp seed_fast --steps 30
+    python bench/bench.py --exp seed trainer.precision=bf16-mixed   # any config override
+
+lmft rows run the real LightningModules through `Trainer.fit`, fed by lmft's DataModules
+(length-bucketed batches, padding masked, the preset's head and precision). The baseline
+is the straightforward re-implementation of the reference code: the same architecture,
+batch 32, float32, every review padded to max_len, full softmax over every position.
+Throughput counts real (non-padding) target tokens per second for both, on the same
+reviews, so the ratio is work done per second. Epoch time = real tokens of one epoch
+over the 25k training reviews (at the preset's max_len) / throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
+from lmft.models import LanguageModel, SentimentClassifier
+from lmft.training import encoder_kwargs
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+class StepTimer(L.Callback):
+    """Wall time of training steps after `warmup` steps (device synchronised)."""
+
+    def __init__(self, warmup: int, shifted: bool):
+        self.warmup, self.shifted, self.times, self.tokens = warmup, shifted, [], []
+
+    def _sync(self, module):
+        if module.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._sync(module)
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self._sync(module)
+        if batch_idx >= self.warmup:
+            self.times.append(time.perf_counter() - self.t0)
+            # LM targets are tokens 1..n of each item; the classifier reads all n
+            self.tokens.append(int(batch["lengths"].sum()) - self.shifted * len(batch["lengths"]))
+
+
+def time_lightning(cfg, model, dm, steps: int, warmup: int) -> dict:
+    timer = StepTimer(warmup, shifted=isinstance(model, LanguageModel))
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        precision=cfg.trainer.precision,
+        max_epochs=1,
+        limit_train_batches=steps + warmup,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(model, dm)
+    return {
+        "s": sum(timer.times),
+        "tokens": sum(timer.tokens),
+        "steps": len(timer.times),
+        "device": str(model.device),
+    }
+
+
+class PlainLM(nn.Module):
+    def __init__(self, vocab, emb, hidden):
+        super().__init__()
+        self.emb, self.lstm = nn.Embedding(vocab, emb), nn.LSTM(emb, hidden, batch_first=True)
+        self.drop, self.out = nn.Dropout(0.3), nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        return self.out(self.drop(self.lstm(self.emb(x))[0]))
+
+
+class PlainClassifier(nn.Module):
+    def __init__(self, vocab, emb, hidden):
+        super().__init__()
+        self.emb, self.lstm = nn.Embedding(vocab, emb), nn.LSTM(emb, hidden, batch_first=True)
+        self.drop, self.out = nn.Dropout(0.5), nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        h = self.lstm(self.emb(x))[0]
+        m = (x != 0).unsqueeze(-1).float()
+        return self.out(self.drop((h * m).sum(1) / m.sum(1).clamp(min=1))).squeeze(-1)
+
+
+def time_plain(kind: str, cfg, corpus, device, steps: int, warmup: int, max_len: int) -> dict:
+    """Reference-style loop: batch 32, fp32, padded to max_len, no length bucketing."""
+    torch.manual_seed(0)
+    m = cfg.model
+    vocab = corpus.tokenizer.get_vocab_size()
+    net = (PlainLM if kind == "lm" else PlainClassifier)(vocab, m.embed_dim, m.hidden_size)
+    net = net.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    train = corpus.splits["train"]
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    width = max_len + 1 if kind == "lm" else max_len
+    times, tokens = [], []
+    for step in range(steps + warmup):
+        idx = order[step * 32 : (step + 1) * 32]
+        x = torch.zeros(len(idx), width, dtype=torch.long)
+        for r, j in enumerate(idx.tolist()):
+            s = train[j][:width]
+            x[r, : len(s)] = s
+        y = train.labels[idx].float()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        x, y = x.to(device), y.to(device)
+        if kind == "lm":
+            logits = net(x[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, vocab), x[:, 1:].reshape(-1), ignore_index=0)
+            n = int((x[:, 1:] != 0).sum())
+        else:
+            loss = F.binary_cross_entropy_with_logits(net(x), y)
+            n = int((x != 0).sum())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= warmup:
+            times.append(time.perf_counter() - t0)
+            tokens.append(n)
+    return {"s": sum(times), "tokens": sum(tokens), "steps": len(times)}
+
+
+def epoch_tokens(corpus, max_len: int) -> int:
+    return int(corpus.splits["train"].lengths.clamp(max=max_len).sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--exp", default="quick", help="preset whose model, lengths and precision to use"
+    )
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per row")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=32-true")
+    args = ap.parse_args()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("finetune", overrides=[f"experiment={args.exp}", *args.overrides])
+    torch.manual_seed(0)
+    corpus = load_corpus(cfg.data)
+    kw = encoder_kwargs(cfg, corpus)
+    common = dict(val_size=cfg.data.val_size, split_seed=cfg.data.split_seed, seed=0)
+    lm, c = cfg.lm, cfg.classifier
+    rows = []
+
+    lm_model = LanguageModel(
+        encoder=kw, dropout=lm.dropout, head=lm.head, cutoffs=tuple(lm.cutoffs)
+    )
+    dm = LMDataModule(corpus, batch_size=lm.batch_size, max_len=lm.max_len, **common)
+    r = time_lightning(cfg, lm_model, dm, args.steps, args.warmup)
+    device = torch.device(r["device"])
+    rows.append(("LM", "lmft", lm.batch_size, cfg.trainer.precision, lm.head, lm.max_len, r))
+    rows.append(
+        (
+            "LM",
+            "plain loop",
+            32,
+            "fp32",
+            "full",
+            lm.max_len,
+            time_plain("lm", cfg, corpus, device, args.steps, args.warmup, lm.max_len),
+        )
+    )
+
+    clf = SentimentClassifier(encoder=kw, pooling=c.pooling, dropout=c.dropout)
+    dm = ClassificationDataModule(
+        corpus, train_size="all", batch_size=c.batch_size, max_len=c.max_len, **common
+    )
+    r = time_lightning(cfg, clf, dm, args.steps, args.warmup)
+    rows.append(
+        ("classifier", "lmft", c.batch_size, cfg.trainer.precision, c.pooling, c.max_len, r)
+    )
+    rows.append(
+        (
+            "classifier",
+            "plain loop",
+            32,
+            "fp32",
+            "mean",
+            c.max_len,
+            time_plain("clf", cfg, corpus, device, args.steps, args.warmup, c.max_len),
+        )
+    )
+
+    name = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"\nlmft bench: preset {args.exp}, device {name}, vocabulary {kw['vocab_size']}, "
+        f"hidden {kw['hidden_size']}, embed {kw['embed_dim']}, {args.steps} timed steps per row"
+    )
+    head = (
+        f"| {'stage':<10} | {'code':<10} | batch | {'dtype':<10} | {'head/pool':<9} | max_len"
+        " | ms/step | tokens/s | epoch (s) | lmft/plain |"
+    )
+    print(head)
+    print("|" + "|".join("-" * (len(p)) for p in head.split("|")[1:-1]) + "|")
+    speed = {}
+    for stage, code, bs, dtype, hp, ml, r in rows:
+        tps = r["tokens"] / r["s"]
+        speed[(stage, code)] = tps
+        ratio = f"{speed[(stage, 'lmft')] / tps:.2f}" if code != "lmft" else ""
+        epoch = epoch_tokens(corpus, ml) / tps
+        print(
+            f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<9} | {ml:>7} | "
+            f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.0f} | {ratio:>10} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Turn a sweep into the answer: summary table, paired gaps with 95% CIs, and two figures.
+
+    python -m lmft.report experiment=quick
+    python -m lmft.report sweep_dir=outputs/sweeps/quick report_dir=outputs/reports/quick
+
+Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells are listed, never
+counted) and writes summary.csv, gaps.csv, cells.csv, summary.md, learning_curve.png and
+epochs.png to the report dir, and prints the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import hydra
+import matplotlib
+from omegaconf import DictConfig
+from scipy import stats
+
+from lmft.errors import LmftError
+from lmft.io import atomic_path, write_csv, write_text
+from lmft.training import entry
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ARMS = ("pretrained", "scratch")
+COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
+REQUIRED = ("init", "train_size", "seed", "test/acc", "test/acc_at_best_val", "history")
+
+
+def load_cells(sweep_dir: Path) -> tuple[list[dict], list[Path]]:
+    """Finished cells (complete metrics.json) and the folders of unfinished ones."""
+    if not sweep_dir.is_dir():
+        raise LmftError(
+            f"No sweep at {sweep_dir}. Run `python -m lmft.finetune -m experiment=...` "
+            "first (or `make sweep EXP=...`)."
+        )
+    cells, unfinished = [], []
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        try:
+            m = json.loads((d / "metrics.json").read_text())
+            if all(k in m for k in REQUIRED):
+                cells.append({**m, "cell": d.name})
+                continue
+        except (OSError, ValueError):
+            pass
+        unfinished.append(d)
+    if not cells:
+        raise LmftError(f"No finished cells in {sweep_dir}; run or resume the sweep first.")
+    return cells, unfinished
+
+
+def mean_ci(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean, sample std (ddof=1; nan for one value) and the t-interval half-width (nan if n<2)."""
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    return mean, std, stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+
+
+def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
+    """One row per (init, train_size), and one gap row per size (paired by seed)."""
+    by = defaultdict(dict)
+    for c in cells:
+        by[(c["init"], c["train_size"])][c["seed"]] = c
+    summary = []
+    for (init, size), runs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        vals = [r[metric] for r in runs.values()]
+        last = [r["test/acc"] for r in runs.values()]
+        mean, std, ci = mean_ci(vals)
+        summary.append(
+            {
+                "init": init,
+                "train_size": size,
+                "n_seeds": len(vals),
+                "test_acc_mean": mean,
+                "test_acc_std": std,
+                "test_acc_ci95": ci,
+                "test_acc_last_epoch_mean": sum(last) / len(last),
+                "val_acc_best_mean": sum(r["val/acc_best"] for r in runs.values()) / len(vals),
+            }
+        )
+    gaps = []
+    for size in sorted({s for _, s in by}):
+        pre, scr = by.get(("pretrained", size), {}), by.get(("scratch", size), {})
+        seeds = sorted(set(pre) & set(scr))
+        if not seeds:
+            continue
+        d = [pre[s][metric] - scr[s][metric] for s in seeds]
+        mean, std, ci = mean_ci(d)
+        gaps.append(
+            {
+                "train_size": size,
+                "n_pairs": len(seeds),
+                "gap_mean": mean,
+                "gap_std": std,
+                "ci95_low": mean - ci,
+                "ci95_high": mean + ci,
+                "excludes_0": bool(ci == ci and abs(mean) > ci),
+            }
+        )
+    return summary, gaps
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.2f}"
+
+
+def markdown(
+    name: str,
+    metric: str,
+    summary: list[dict],
+    gaps: list[dict],
+    n_cells: int,
+    unfinished: list[Path],
+) -> str:
+    lines = [
+        f"# lmft report: {name}",
+        "",
+        f"{n_cells} finished cells; accuracy = `{metric}` on the test split, in % "
+        "(the epoch is chosen on validation accuracy; test never selects anything).",
+        "",
+        "| init | labeled examples | seeds | test acc mean | std | 95% CI ± | last-epoch mean |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['init']} | {r['train_size']:,} | {r['n_seeds']} | {_pct(r['test_acc_mean'])} "
+        f"| {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
+        f"| {_pct(r['test_acc_last_epoch_mean'])} |"
+        for r in summary
+    ]
+    lines += [
+        "",
+        "Gap = pretrained − scratch, mean of per-seed paired differences (points), "
+        "with a 95% t-interval over seeds:",
+        "",
+        "| labeled examples | pairs | gap | 95% CI | CI excludes 0 |",
+        "|---:|---:|---:|---|---|",
+    ]
+    for g in gaps:
+        ci = (
+            "n/a (one seed)"
+            if g["n_pairs"] < 2
+            else f"[{_pct(g['ci95_low'])}, {_pct(g['ci95_high'])}]"
+        )
+        yes = "n/a" if g["n_pairs"] < 2 else ("yes" if g["excludes_0"] else "**no**")
+        lines.append(
+            f"| {g['train_size']:,} | {g['n_pairs']} | {_pct(g['gap_mean'])} | {ci} | {yes} |"
+        )
+    if unfinished:
+        lines += ["", f"Not counted (unfinished): {', '.join(p.name for p in unfinished)}"]
+    lines += ["", "![learning curve](learning_curve.png)", "", "![epochs](epochs.png)", ""]
+    return "\n".join(lines)
+
+
+def save_fig(fig, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def learning_curve(name: str, metric: str, summary: list[dict], dest: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for arm in ARMS:
+        rows = [r for r in summary if r["init"] == arm]
+        if not rows:
+            continue
+        err = [
+            0 if r["test_acc_std"] != r["test_acc_std"] else 100 * r["test_acc_std"] for r in rows
+        ]
+        ax.errorbar(
+            [r["train_size"] for r in rows],
+            [100 * r["test_acc_mean"] for r in rows],
+            yerr=err,
+            marker="o",
+            capsize=4,
+            color=COLORS[arm],
+            label=f"{arm} (seeds: {', '.join(str(r['n_seeds']) for r in rows)})",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled training examples (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{name}: pretrained vs scratch\n(mean ± std over seeds; epoch chosen on val)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    save_fig(fig, dest)
+
+
+def epochs_figure(name: str, cells: list[dict], dest: Path) -> None:
+    sizes = sorted({c["train_size"] for c in cells})
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(4.2 * len(sizes), 4.0), squeeze=False, sharey=True
+    )
+    for ax, size in zip(axes[0], sizes, strict=True):
+        for arm in ARMS:
+            runs = [c["history"] for c in cells if c["train_size"] == size and c["init"] == arm]
+            if not runs:
+                continue
+            n_ep = min(len(h) for h in runs)
+            x = list(range(1, n_ep + 1))
+            for split, style in (("val", "-"), ("test", "--")):
+                y = [100 * sum(h[e][f"{split}/acc"] for h in runs) / len(runs) for e in range(n_ep)]
+                ax.plot(x, y, style, marker=".", color=COLORS[arm], label=f"{arm} {split}")
+        ax.set_title(f"{size:,} labeled examples")
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (%), mean over seeds")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{name}: validation (solid) and test (dashed) accuracy per epoch")
+    fig.tight_layout()
+    save_fig(fig, dest)
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict:
+    sweep_dir, out_dir = Path(cfg.sweep_dir), Path(out_dir)
+    cells, unfinished = load_cells(sweep_dir)
+    name = cfg.name if Path(cfg.paths.sweep_dir) == sweep_dir else sweep_dir.name
+    summary, gaps = summarize(cells, cfg.metric)
+    cell_rows = [
+        {
+            "cell": c["cell"],
+            "init": c["init"],
+            "train_size": c["train_size"],
+            "seed": c["seed"],
+            "test_acc_at_best_val": c["test/acc_at_best_val"],
+            "test_acc_last": c["test/acc"],
+            "val_acc_best": c["val/acc_best"],
+            "best_epoch": c["best_epoch"],
+            **c.get("provenance", {}),
+        }
+        for c in cells
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(out_dir / "summary.csv", summary)
+    write_csv(out_dir / "cells.csv", cell_rows)
+    if gaps:
+        write_csv(out_dir / "gaps.csv", gaps)
+    learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png")
+    epochs_figure(name, cells, out_dir / "epochs.png")
+    md = markdown(name, cfg.metric, summary, gaps, len(cells), unfinished)
+    write_text(out_dir / "summary.md", md)
+    print(md.split("![")[0].rstrip())
+    print(
+        f"\nReport written to {out_dir}/ (summary.md, summary.csv, gaps.csv, cells.csv, "
+        "learning_curve.png, epochs.png)",
+        file=sys.stderr,
+    )
+    return {"summary": summary, "gaps": gaps}
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="report")
+def main(cfg: DictConfig) -> None:
+    entry(run, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Shared fixtures: a synthetic IMDB-layout archive and composed configs that point at it."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+REAL_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/aclImdb_v1_labeled.tar.gz"
+
+POS = ["great", "wonderful", "superb", "loved", "brilliant", "moving"]
+NEG = ["awful", "boring", "terrible", "hated", "dull", "mess"]
+FILLER = ["the", "movie", "film", "plot", "actor", "scene", "story", "was", "a", "and", "it", "of"]
+
+
+def review(rng: random.Random, label: int) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(8, 30))]
+    for _ in range(3):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POS if label else NEG))
+    return " ".join(words) + ".<br /><br />" + rng.choice(FILLER) + "!"
+
+
+def make_archive(
+    path: Path, per_class: int = 120, unsup: int = 0, seed: int = 0, test_word: str | None = None
+) -> Path:
+    """A .tar.gz in the official aclImdb layout with a separable sentiment signal."""
+    rng = random.Random(seed)
+    with tarfile.open(path, "w:gz") as tar:
+
+        def add(name: str, text: str) -> None:
+            data = text.encode()
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("README", "synthetic")
+        for split in ("train", "test"):
+            for label, folder in ((1, "pos"), (0, "neg")):
+                for i in range(per_class):
+                    text = review(rng, label)
+                    if split == "test" and test_word:
+                        text += f" {test_word}"
+                    rating = rng.randint(7, 10) if label else rng.randint(1, 4)
+                    add(f"{split}/{folder}/{i}_{rating}.txt", text)
+        for i in range(unsup):
+            add(f"train/unsup/{i}_0.txt", review(rng, rng.randint(0, 1)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_archive(tmp_path_factory) -> Path:
+    return make_archive(tmp_path_factory.mktemp("data") / "aclImdb_v1.tar.gz")
+
+
+@pytest.fixture
+def overrides(fake_archive, tmp_path) -> list[str]:
+    """Smoke preset on the synthetic archive, every output under tmp_path."""
+    return [
+        "experiment=smoke",
+        f"data.archive={fake_archive}",
+        f"data.cache_dir={tmp_path}/cache",
+        f"paths.outputs={tmp_path}/outputs",
+        "data.val_size=40",
+    ]
+
+
+@pytest.fixture
+def cfg_for():
+    def make(stage: str, overrides: list[str], hydra: bool = False):
+        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            return compose(stage, overrides=overrides, return_hydra_config=hydra)
+
+    return make

@@ -1,0 +1,67 @@
+"""The real entry points in subprocesses: smoke pretrain -> sweep -> report, resume, errors."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    r = cli("lmft.finetune", "experiment=smoke", "init=pretrained", *ov, cwd=tmp_path)
+    assert r.returncode == 2 and "python -m lmft.pretrain experiment=smoke" in r.stderr
+    assert "Traceback" not in r.stderr
+
+    r = cli("lmft.pretrain", "experiment=smoke", *ov, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    pdir = tmp_path / "outputs/pretrain/smoke"
+    assert {"encoder.pt", "tokenizer.json", "metrics.json"} <= {p.name for p in pdir.iterdir()}
+
+    r = cli("lmft.finetune", "-m", "experiment=smoke", *ov, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    sweep = tmp_path / "outputs/sweeps/smoke"
+    cells = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").exists())
+    assert cells == [
+        f"init={i},n={n},seed=0" for i in ("pretrained", "scratch") for n in (50, "all")
+    ]
+
+    # interrupted sweep: one cell lost its metrics -> only that one reruns
+    (sweep / "init=scratch,n=50,seed=0/metrics.json").unlink()
+    r = cli("lmft.finetune", "-m", "experiment=smoke", *ov, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout.count("already finished") == 3
+        and r.stdout.count("[finetune] init=scratch,n=50") == 1
+    )
+
+    r = cli("lmft.report", "experiment=smoke", f"paths.outputs={tmp_path}/outputs", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = tmp_path / "outputs/reports/smoke"
+    rows = list(csv.DictReader((report / "summary.csv").read_text().splitlines()))
+    assert {(x["init"], x["train_size"]) for x in rows} == {
+        (i, n)
+        for i in ("pretrained", "scratch")
+        for n in ("50", "200")  # all = 240 - 40 (val)
+    }
+    assert {"n_seeds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
+    for f in ("learning_curve.png", "epochs.png", "summary.md", "gaps.csv"):
+        assert (report / f).stat().st_size > 0, f
+    assert "Gap = pretrained" in r.stdout
+
+
+def test_bad_input_is_one_clear_line(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    r = cli(
+        "lmft.finetune", "experiment=smoke", "init=scratch", "data.train_size=-3", *ov, cwd=tmp_path
+    )
+    assert r.returncode == 2 and "data.train_size=-3" in r.stderr and "Traceback" not in r.stderr
+    r = cli("lmft.pretrain", "experiment=smoke", "data.archive=/nonexistent.tar.gz", cwd=tmp_path)
+    assert r.returncode == 2 and "IMDB archive not found" in r.stderr
+    r = cli("lmft.report", "experiment=smoke", f"paths.outputs={tmp_path}/none", cwd=tmp_path)
+    assert r.returncode == 2 and "No sweep" in r.stderr

@@ -1,0 +1,162 @@
+import tarfile
+
+import pytest
+import torch
+from conftest import REAL_ARCHIVE, make_archive
+from omegaconf import OmegaConf
+
+from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
+from lmft.data.corpus import build_tokenizer
+from lmft.data.datamodules import BucketBatchSampler, balanced_subset, parse_train_size
+from lmft.data.imdb import ENV_VAR, find_archive, read_imdb
+from lmft.errors import LmftError
+
+
+def data_cfg(archive, tmp_path, **kw):
+    base = OmegaConf.load("conf/data/imdb.yaml")
+    base.update({"archive": str(archive), "cache_dir": str(tmp_path / "cache"), **kw})
+    return base
+
+
+def test_reads_layout_labels_ratings_and_br(fake_archive):
+    r = read_imdb(fake_archive)
+    assert len(r["train"]) == len(r["test"]) == 240 and len(r["unsup"]) == 0
+    assert sum(r["train"].labels) == 120
+    pairs = list(zip(r["train"].ratings, r["train"].labels, strict=True))
+    assert all(7 <= x <= 10 if y else 1 <= x <= 4 for x, y in pairs)
+    assert not any("<br" in t for t in r["train"].texts)
+
+
+def test_extracted_folder_and_unsup_read_like_the_archive(tmp_path):
+    arc = make_archive(tmp_path / "a.tar.gz", per_class=5, unsup=7)
+    with tarfile.open(arc) as t:
+        t.extractall(tmp_path / "x", filter="data")
+    a, b = read_imdb(arc), read_imdb(tmp_path / "x" / "aclImdb")
+    assert len(a["unsup"]) == 7 and all(y == -1 for y in a["unsup"].labels)
+    for split in ("train", "test", "unsup"):
+        assert a[split].texts == b[split].texts and a[split].labels == b[split].labels
+
+
+def test_find_archive_order_and_errors(tmp_path, monkeypatch, fake_archive):
+    monkeypatch.setenv(ENV_VAR, str(fake_archive))
+    assert find_archive(None) == fake_archive
+    assert find_archive(str(fake_archive)) == fake_archive
+    with pytest.raises(LmftError, match="not found"):
+        find_archive(str(tmp_path / "nope.tar.gz"))
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.chdir(tmp_path)  # no candidates here, and no download allowed
+    with pytest.raises(LmftError, match="LMFT_IMDB_ARCHIVE"):
+        find_archive(None, data_dir=str(tmp_path / "data"), download=False)
+
+
+def test_bad_archives_are_clear_errors(tmp_path):
+    good = make_archive(tmp_path / "good.tar.gz", per_class=30)
+    truncated = tmp_path / "trunc.tar.gz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(LmftError, match="truncated or corrupted"):
+        read_imdb(truncated)
+    wrong = tmp_path / "wrong.tar.gz"
+    with tarfile.open(wrong, "w:gz") as t:
+        t.add(good, arcname="something/else.tar.gz")
+    with pytest.raises(LmftError, match="not an IMDB archive"):
+        read_imdb(wrong)
+
+
+def test_tokenizer_fitted_without_test_text(tmp_path):
+    arc = make_archive(tmp_path / "a.tar.gz", per_class=20, test_word="zzzonlyintest")
+    corpus = load_corpus(data_cfg(arc, tmp_path, vocab_size=None))
+    assert corpus.tokenizer.token_to_id("zzzonlyintest") is None
+    assert corpus.tokenizer.token_to_id("great") is not None
+    assert corpus.tokenizer.token_to_id("<pad>") == 0
+    # unknown in test text maps to <unk>, so the test split still encodes
+    assert (corpus.splits["test"].ids == corpus.tokenizer.token_to_id("<unk>")).any()
+
+
+def test_tokenizer_splits_punctuation_and_lowercases():
+    tok = build_tokenizer(["Great movie, GREAT fun!"], vocab_size=None, min_frequency=1)
+    assert tok.encode("GREAT, movie!").tokens == ["<bos>", "great", ",", "movie", "!", "<eos>"]
+    capped = build_tokenizer(["a a a b b c"], vocab_size=6, min_frequency=1)
+    assert capped.get_vocab_size() == 6 and capped.token_to_id("c") is None
+
+
+def test_cache_is_reused_and_a_damaged_one_rebuilt(tmp_path, fake_archive, capsys):
+    cfg = data_cfg(fake_archive, tmp_path)
+    first = load_corpus(cfg)
+    capsys.readouterr()
+    again = load_corpus(cfg)
+    assert "Reading" not in capsys.readouterr().err
+    assert torch.equal(first.splits["train"].ids, again.splits["train"].ids)
+    (ids,) = (tmp_path / "cache").glob("*/ids.pt")
+    ids.write_bytes(ids.read_bytes()[:100])
+    rebuilt = load_corpus(cfg)
+    assert "damaged" in capsys.readouterr().err
+    assert torch.equal(first.splits["train"].ids, rebuilt.splits["train"].ids)
+
+
+def test_balanced_nested_subsets():
+    labels = torch.tensor([0, 1] * 50)
+    pool = torch.arange(100)
+    small, big = balanced_subset(labels, pool, 10, 3), balanced_subset(labels, pool, 30, 3)
+    assert labels[small].sum() == 5 and labels[big].sum() == 15
+    assert set(small.tolist()) <= set(big.tolist())
+    assert not torch.equal(small, balanced_subset(labels, pool, 10, 4))
+    with pytest.raises(LmftError, match="only 50 of label"):
+        balanced_subset(labels, pool, 120, 0)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1, 10**6, "abc", 2.5, "1e3"])
+def test_bad_train_sizes(bad):
+    with pytest.raises(LmftError, match="train_size"):
+        parse_train_size(bad, 500)
+
+
+def test_train_size_values():
+    assert parse_train_size("all", 500) == 500 and parse_train_size("100", 500) == 100
+
+
+def test_bucket_sampler_covers_all_and_groups_lengths():
+    lengths = torch.randint(1, 500, (1000,))
+    s = BucketBatchSampler(lengths, 10, shuffle=True, seed=0, pool_batches=10)
+    batches = list(s)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = sum(int(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
+    assert spread < 60  # random batches of 10 would spread ~400
+    s.set_epoch(1)
+    assert list(s) != batches and list(BucketBatchSampler(lengths, 10, True, 0, 10)) == batches
+
+
+def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):
+    corpus = load_corpus(data_cfg(fake_archive, tmp_path))
+    kw = dict(batch_size=8, max_len=32, val_size=40, split_seed=0)
+
+    def batches(seed):
+        dm = ClassificationDataModule(corpus, train_size=60, seed=seed, **kw)
+        dm.setup()
+        return dm, [b["ids"] for b in dm.train_dataloader()]
+
+    (a, ba), (b, bb) = batches(1), batches(1)
+    assert torch.equal(a.train_idx, b.train_idx) and torch.equal(a.val_idx, b.val_idx)
+    assert all(torch.equal(x, y) for x, y in zip(ba, bb, strict=True))
+    c, _ = batches(2)
+    assert torch.equal(a.val_idx, c.val_idx) and not torch.equal(a.train_idx, c.train_idx)
+    assert not set(a.train_idx.tolist()) & set(a.val_idx.tolist())
+
+
+def test_lm_batches_shift_and_pad(tmp_path, fake_archive):
+    corpus = load_corpus(data_cfg(fake_archive, tmp_path))
+    dm = LMDataModule(corpus, batch_size=4, max_len=10, val_size=40, split_seed=0, seed=0)
+    dm.setup()
+    b = next(iter(dm.train_dataloader()))
+    assert b["ids"].shape[1] <= 11 and (b["lengths"] <= 11).all()
+    for row, n in zip(b["ids"], b["lengths"], strict=True):
+        assert (row[n:] == 0).all() and (row[:n] != 0).all()
+
+
+@pytest.mark.skipif(not REAL_ARCHIVE.exists(), reason="real IMDB archive not beside the checkout")
+def test_real_archive_counts():
+    r = read_imdb(REAL_ARCHIVE)
+    for split in ("train", "test"):
+        assert len(r[split]) == 25_000 and sum(r[split].labels) == 12_500
+    assert len(r["unsup"]) == 0
+    pos_train = [x for x, y in zip(r["train"].ratings, r["train"].labels, strict=True) if y == 1]
+    assert [pos_train.count(k) for k in (10, 9, 8, 7)] == [4732, 2263, 3009, 2496]

@@ -1,0 +1,74 @@
+"""Report statistics on hand-made cells, where the right answer is known."""
+
+import json
+import math
+
+import pytest
+
+from lmft.report import load_cells, mean_ci, summarize
+
+
+def cell(init, size, seed, acc):
+    hist = [
+        {"epoch": 1, "val/acc": 0.5, "test/acc": 0.5},
+        {"epoch": 2, "val/acc": 0.6, "test/acc": acc},
+    ]
+    return {
+        "init": init,
+        "train_size": size,
+        "seed": seed,
+        "test/acc": acc,
+        "val/acc_best": 0.6,
+        "test/acc_at_best_val": acc,
+        "best_epoch": 2,
+        "history": hist,
+    }
+
+
+def test_mean_std_and_paired_ci():
+    pre = [0.80, 0.82, 0.84]
+    scr = [0.70, 0.75, 0.71]
+    cells = [cell("pretrained", 1000, s, a) for s, a in enumerate(pre)]
+    cells += [cell("scratch", 1000, s, a) for s, a in enumerate(scr)]
+    cells += [cell("pretrained", 22500, 0, 0.9), cell("scratch", 22500, 0, 0.88)]
+    summary, gaps = summarize(cells, "test/acc_at_best_val")
+    row = next(r for r in summary if r["init"] == "pretrained" and r["train_size"] == 1000)
+    assert row["n_seeds"] == 3 and row["test_acc_mean"] == pytest.approx(0.82)
+    assert row["test_acc_std"] == pytest.approx(0.02)
+    g = next(g for g in gaps if g["train_size"] == 1000)
+    d = [0.10, 0.07, 0.13]  # per-seed paired differences
+    sd = math.sqrt(sum((x - 0.10) ** 2 for x in d) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, df=2)
+    assert g["gap_mean"] == pytest.approx(0.10)
+    assert (g["ci95_low"], g["ci95_high"]) == (
+        pytest.approx(0.10 - half),
+        pytest.approx(0.10 + half),
+    )
+    assert g["excludes_0"]
+    one = next(g for g in gaps if g["train_size"] == 22500)
+    assert one["n_pairs"] == 1 and math.isnan(one["ci95_low"]) and not one["excludes_0"]
+
+
+def test_pairs_only_by_matching_seed():
+    cells = [
+        cell("pretrained", 100, 0, 0.8),
+        cell("pretrained", 100, 1, 0.9),
+        cell("scratch", 100, 1, 0.6),
+    ]
+    _, gaps = summarize(cells, "test/acc")
+    assert gaps[0]["n_pairs"] == 1 and gaps[0]["gap_mean"] == pytest.approx(0.3)
+
+
+def test_mean_ci_single_value():
+    m, s, h = mean_ci([0.5])
+    assert m == 0.5 and math.isnan(s) and math.isnan(h)
+
+
+def test_half_written_cells_are_not_counted(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/metrics.json").write_text(json.dumps(cell("scratch", 10, 0, 0.5)))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b/metrics.json").write_text('{"init": "scr')  # truncated
+    (tmp_path / "c").mkdir()  # started, nothing written
+    cells, unfinished = load_cells(tmp_path)
+    assert [c["cell"] for c in cells] == ["a"] and [p.name for p in unfinished] == ["b", "c"]
