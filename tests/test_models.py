@@ -107,3 +107,25 @@ def test_chunked_softmax_matches_full_loss_and_grads():
     assert torch.allclose(a, b, atol=1e-6)
     for (name, p), q in zip(whole.named_parameters(), chunked.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+
+
+def test_gradual_unfreezing_trains_top_groups_first(monkeypatch):
+    torch.manual_seed(0)
+    monkeypatch.setattr(SentimentClassifier, "log", lambda *a, **k: None)
+    ids, lengths = padded([[5, 6, 7], [8, 9]])
+    batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor([1.0, 0.0])}
+    clf = SentimentClassifier(encoder=ENC, gradual_unfreeze=True)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    changed = []
+    for epoch in range(3):
+        monkeypatch.setattr(SentimentClassifier, "current_epoch", epoch)
+        clf.on_train_epoch_start()
+        train(clf, [batch], 2)
+        changed.append(
+            {
+                k.split(".")[-2] if k.startswith("encoder") else "head"
+                for k, v in clf.state_dict().items()
+                if not torch.equal(v, before[k])
+            }
+        )
+    assert changed == [{"head"}, {"head", "lstm"}, {"head", "lstm", "embedding"}]

@@ -18,28 +18,48 @@ from omegaconf import DictConfig
 
 from lmft.data import ClassificationDataModule, load_corpus
 from lmft.errors import LmftError
-from lmft.io import write_csv, write_json
 from lmft.models import SentimentClassifier
 from lmft.models.encoder import load_encoder_state
 from lmft.training import (
     EpochLog,
     encoder_kwargs,
     entry,
-    log_hparams,
     make_trainer,
-    provenance,
     read_finished,
     run_identity,
+    save_results,
 )
+
+
+def pretrain_command(cfg: DictConfig) -> str:
+    """The pretrain command for this run: its preset and its data/model/lm/trainer overrides."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():  # called from Python, not the CLI
+        return f"python -m lmft.pretrain experiment={cfg.name}"
+    keep = (
+        "experiment",
+        "name",
+        "data.",
+        "model",
+        "lm",
+        "trainer",
+        "paths.outputs",
+        "paths.pretrain",
+    )
+    skip = ("data.train_size", "data.test_size", "data.num_workers")
+    task = [
+        o
+        for o in HydraConfig.get().overrides.task
+        if o.lstrip("+~").startswith(keep) and not o.startswith(skip)
+    ]
+    return " ".join(["python -m lmft.pretrain", *task])
 
 
 def pretrained_state(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> dict:
     """The encoder weights of the pretrain run this config points to, checked against it."""
     pdir = Path(cfg.paths.pretrain_dir)
-    remedy = (
-        f"Run `python -m lmft.pretrain experiment={cfg.name}` (with the same data/model/lm "
-        f"overrides) first, or `make pretrain EXP={cfg.name}`."
-    )
+    remedy = f"Run `{pretrain_command(cfg)}` first."
     wanted = run_identity(cfg, "pretrain")
     if read_finished(pdir / "metrics.json", wanted, "pretraining", remedy) is None:
         raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
@@ -87,6 +107,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         lr=c.lr,
         encoder_lr_factor=c.encoder_lr_factor,
         weight_decay=c.weight_decay,
+        gradual_unfreeze=c.gradual_unfreeze,
     )
     if cfg.init.name == "pretrained":
         model.encoder.load_state_dict(pretrained_state(cfg, kwargs, corpus.fingerprint))
@@ -104,13 +125,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "n_val": len(dm.val_idx),
         "n_test": len(dm.test_idx),
         **summarize(history.rows),
-        "history": history.rows,
-        "identity": identity,
-        "provenance": provenance(),
     }
-    log_hparams(trainer, identity, {k: v for k, v in metrics.items() if "/" in k})
-    write_csv(out_dir / "history.csv", history.rows)
-    write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    metrics = save_results(trainer, out_dir, metrics, history, identity)
     print(
         f"[finetune] {cfg.cell}: test/acc {metrics['test/acc']:.4f}, "
         f"at best val {metrics['test/acc_at_best_val']:.4f} (epoch {metrics['best_epoch']})"

@@ -18,18 +18,17 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from lmft.data import LMDataModule, load_corpus
-from lmft.io import atomic_path, write_csv, write_json
+from lmft.io import atomic_path
 from lmft.models import LanguageModel
 from lmft.models.encoder import save_encoder
 from lmft.training import (
     EpochLog,
     encoder_kwargs,
     entry,
-    log_hparams,
     make_trainer,
-    provenance,
     read_finished,
     run_identity,
+    save_results,
 )
 
 
@@ -81,16 +80,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "epochs": trainer.current_epoch,
         "vocab_size": corpus.tokenizer.get_vocab_size(),
         "tokenizer": corpus.fingerprint,
-        "history": history.rows,
-        "identity": identity,
-        "provenance": provenance(),
     }
-    log_hparams(trainer, identity, {"hp/val_ppl": metrics["val/ppl"]})
     save_encoder(out_dir / "encoder.pt", model.encoder, corpus.fingerprint)
     with atomic_path(out_dir / "tokenizer.json") as tmp:
         corpus.tokenizer.save(str(tmp))
-    write_csv(out_dir / "history.csv", history.rows)
-    write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    metrics = save_results(trainer, out_dir, metrics, history, identity)
     print(f"[pretrain] done: val/ppl {metrics['val/ppl']:.1f}; wrote {out_dir}/encoder.pt")
     return metrics
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 import lmft
 from lmft.data.corpus import Corpus
 from lmft.errors import LmftError
+from lmft.io import write_csv, write_json
 
 # Settings that change speed or file locations, never results: left out of a run's identity.
 _NOT_RESULTS = {
@@ -49,7 +50,7 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     """Human-readable differences between two nested dicts ('lm.epochs: 2 != 3')."""
     out = []
     for k in sorted(set(a) | set(b)):
-        x, y = a.get(k), b.get(k)
+        x, y = a.get(k, "<missing>"), b.get(k, "<missing>")
         if isinstance(x, dict) and isinstance(y, dict):
             out += diff(x, y, f"{prefix}{k}.")
         elif x != y:
@@ -177,6 +178,17 @@ def log_hparams(trainer: L.Trainer, params: dict, metrics: dict) -> None:
     trainer.logger.log_hyperparams(
         flat, {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     )
+
+
+def save_results(
+    trainer: L.Trainer, out_dir: Path, metrics: dict, history: EpochLog, identity: dict
+) -> dict:
+    """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
+    metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
+    log_hparams(trainer, identity, {k: v for k, v in metrics.items() if "/" in k})
+    write_csv(out_dir / "history.csv", history.rows)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
 
 
 def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:

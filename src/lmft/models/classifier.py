@@ -33,7 +33,8 @@ class SentimentClassifier(L.LightningModule):
     """encoder -> masked pooling -> dropout -> linear -> sigmoid (binary cross-entropy).
 
     `encoder_lr_factor` scales the encoder's learning rate relative to the head's
-    (1.0 = one rate for all, as in the reference).
+    (1.0 = one rate for all, as in the reference). `gradual_unfreeze` (ULMFiT) trains
+    only the head in epoch 1, adds the LSTM in epoch 2 and the embedding from epoch 3.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class SentimentClassifier(L.LightningModule):
         lr: float = 1e-3,
         encoder_lr_factor: float = 1.0,
         weight_decay: float = 0.0,
+        gradual_unfreeze: bool = False,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -54,6 +56,12 @@ class SentimentClassifier(L.LightningModule):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, 1)
         self.val_acc, self.test_acc = BinaryAccuracy(), BinaryAccuracy()
+
+    def on_train_epoch_start(self):
+        if self.hparams.gradual_unfreeze:
+            groups = (self.head, self.encoder.lstm, self.encoder.embedding)  # top first
+            for i, group in enumerate(groups):
+                group.requires_grad_(i <= self.current_epoch)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits [batch]."""
