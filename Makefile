@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip -q
 	$(BIN)/pip install "$(TORCH)"
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,launchers]"
 	touch $@
 
 setup: $(BIN)/.installed ## Create .venv and install lmft with its dev tools (idempotent)
@@ -33,8 +33,14 @@ run: $(BIN)/.installed ## The main job: pretrain + sweep + report for EXP (defau
 pretrain: $(BIN)/.installed ## Stage 1: pretrain the LM into outputs/pretrain/EXP (resumes; skips if done)
 	$(BIN)/python -m lmft.pretrain experiment=$(EXP) $(ARGS)
 
+# A preset's grid is a full product (init x train_size x seed). Where more seeds are wanted at
+# some sizes only, a second multirun adds them: quick adds seeds at 1,000 labels, where the gap
+# is small and noisy, without paying for them at 3,000 and all.
+EXTRA_SWEEP_quick := data.train_size=1000 seed=1,2
+
 sweep: $(BIN)/.installed ## Stage 2: the preset's grid (init x train_size x seed) into outputs/sweeps/EXP
 	$(BIN)/python -m lmft.finetune -m experiment=$(EXP) $(ARGS)
+	$(if $(EXTRA_SWEEP_$(EXP)),$(BIN)/python -m lmft.finetune -m experiment=$(EXP) $(EXTRA_SWEEP_$(EXP)) $(ARGS))
 
 report: $(BIN)/.installed ## Summary table, paired gaps with 95% CIs and figures into outputs/reports/EXP
 	$(BIN)/python -m lmft.report experiment=$(EXP) $(ARGS)

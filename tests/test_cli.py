@@ -1,6 +1,7 @@
 """The real entry points in subprocesses: smoke pretrain -> sweep -> report, resume, errors."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,10 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     for f in ("learning_curve.png", "epochs.png", "summary.md", "gaps.csv"):
         assert (report / f).stat().st_size > 0, f
     assert "Gap = pretrained" in r.stdout
+    recorded = json.loads((report / "cells.json").read_text())
+    assert len(recorded) == 4 and all(
+        c["provenance"]["torch"] and c["identity"]["model"] for c in recorded
+    )
 
 
 def test_bad_input_is_one_clear_line(overrides, tmp_path):
@@ -65,3 +70,31 @@ def test_bad_input_is_one_clear_line(overrides, tmp_path):
     assert r.returncode == 2 and "IMDB archive not found" in r.stderr
     r = cli("lmft.report", "experiment=smoke", f"paths.outputs={tmp_path}/none", cwd=tmp_path)
     assert r.returncode == 2 and "No sweep" in r.stderr
+
+
+def test_joblib_launcher_gives_the_same_cells(overrides, tmp_path):
+    """Two cells at a time through hydra-joblib-launcher: same cells, same metrics."""
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    assert cli("lmft.pretrain", "experiment=smoke", *ov, cwd=tmp_path).returncode == 0
+    results = {}
+    for name, extra in (
+        ("basic", []),
+        ("joblib", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),
+    ):
+        sweep = tmp_path / name
+        r = cli(
+            "lmft.finetune",
+            "-m",
+            "experiment=smoke",
+            *ov,
+            f"paths.sweep_dir={sweep}",
+            "trainer.num_threads=1",
+            *extra,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 0, r.stderr
+        results[name] = {
+            p.parent.name: json.loads(p.read_text())["test/acc"]
+            for p in sweep.glob("*/metrics.json")
+        }
+    assert len(results["basic"]) == 4 and results["joblib"] == results["basic"]

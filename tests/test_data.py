@@ -160,3 +160,31 @@ def test_real_archive_counts():
     assert len(r["unsup"]) == 0
     pos_train = [x for x, y in zip(r["train"].ratings, r["train"].labels, strict=True) if y == 1]
     assert [pos_train.count(k) for k in (10, 9, 8, 7)] == [4732, 2263, 3009, 2496]
+
+
+def test_download_verifies_checksum_and_keeps_nothing_bad(tmp_path, fake_archive):
+    from lmft.data.imdb import download_official, md5sum
+
+    url = fake_archive.as_uri()  # file:// stands in for the network
+    dest = tmp_path / "dl" / "aclImdb_v1.tar.gz"
+    with pytest.raises(LmftError, match="fails its checksum"):
+        download_official(dest, url=url, md5="0" * 32)
+    assert not dest.exists() and not list(dest.parent.iterdir())
+    assert download_official(dest, url=url, md5=md5sum(fake_archive)) == dest
+    assert dest.read_bytes() == fake_archive.read_bytes()
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"", "is empty"), (b"caf\xe9", "not UTF-8")])
+def test_damaged_review_files(tmp_path, content, message):
+    import io
+
+    arc = make_archive(tmp_path / "a.tar.gz", per_class=3)
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(arc) as src, tarfile.open(bad, "w:gz") as dst:
+        for m in src:
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m.name.endswith("train/pos/0_" + m.name.rsplit("_", 1)[-1]) and data is not None:
+                data, m.size = content, len(content)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    with pytest.raises(LmftError, match=message):
+        read_imdb(bad)

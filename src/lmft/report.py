@@ -4,8 +4,9 @@
     python -m lmft.report sweep_dir=outputs/sweeps/quick report_dir=outputs/reports/quick
 
 Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells are listed, never
-counted) and writes summary.csv, gaps.csv, cells.csv, summary.md, learning_curve.png and
-epochs.png to the report dir, and prints the tables.
+counted) and writes summary.csv, gaps.csv, cells.csv, cells.json (each cell's full settings,
+versions and git commit), summary.md, learning_curve.png and epochs.png to the report dir, and
+prints the tables.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from omegaconf import DictConfig
 from scipy import stats
 
 from lmft.errors import LmftError
-from lmft.io import atomic_path, write_csv, write_text
+from lmft.io import atomic_path, write_csv, write_json, write_text
 from lmft.training import entry
 
 matplotlib.use("Agg")
@@ -240,6 +241,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "summary.csv", summary)
     write_csv(out_dir / "cells.csv", cell_rows)
+    # every cell's full settings and the code that made it (versions, git commit)
+    write_json(
+        out_dir / "cells.json",
+        [{k: c.get(k) for k in ("cell", "identity", "provenance")} for c in cells],
+    )
     if gaps:
         write_csv(out_dir / "gaps.csv", gaps)
     learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png")
@@ -249,7 +255,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     print(md.split("![")[0].rstrip())
     print(
         f"\nReport written to {out_dir}/ (summary.md, summary.csv, gaps.csv, cells.csv, "
-        "learning_curve.png, epochs.png)",
+        "cells.json, learning_curve.png, epochs.png)",
         file=sys.stderr,
     )
     return {"summary": summary, "gaps": gaps}

@@ -7,6 +7,7 @@ so they are computed once per (archive, tokenizer settings) and cached on disk.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import sys
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -72,7 +74,8 @@ class Encoded:
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         offsets = torch.zeros(len(seqs) + 1, dtype=torch.long)
         torch.cumsum(lengths, 0, out=offsets[1:])
-        ids = torch.tensor([t for s in seqs for t in s], dtype=torch.int32)
+        flat = np.fromiter(itertools.chain.from_iterable(seqs), np.int32, int(offsets[-1]))
+        ids = torch.from_numpy(flat)
         return cls(ids, offsets, torch.tensor(reviews.labels, dtype=torch.long))
 
 

@@ -148,7 +148,7 @@ class _Base(L.LightningDataModule):
         super().__init__()
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
         self.eval_batch_size = eval_batch_size or 2 * batch_size
-        self.seed, self.num_workers = seed, num_workers
+        self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
         self.val_idx = validation_indices(self.train_split, val_size, split_seed)
         keep = torch.ones(len(self.train_split), dtype=torch.bool)
@@ -216,7 +216,7 @@ class ClassificationDataModule(_Base):
         self.test_idx = (
             all_test
             if test_size is None or test_size >= len(test)
-            else balanced_subset(test.labels, all_test, test_size, 0)
+            else balanced_subset(test.labels, all_test, test_size, self.split_seed)
         )
 
     def setup(self, stage: str | None = None) -> None:
