@@ -28,6 +28,7 @@ from lmft.training import entry
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
@@ -183,14 +184,18 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path) -> N
             marker="o",
             capsize=4,
             color=COLORS[arm],
-            label=f"{arm} (seeds: {', '.join(str(r['n_seeds']) for r in rows)})",
+            label=f"{arm} (seeds per size: {', '.join(str(r['n_seeds']) for r in rows)})",
         )
     ax.set_xscale("log")
+    sizes = sorted({r["train_size"] for r in summary})
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{n:,}" for n in sizes])
     ax.set_xlabel("labeled training examples (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{name}: pretrained vs scratch\n(mean ± std over seeds; epoch chosen on val)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     save_fig(fig, dest)
 
 
@@ -211,6 +216,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path) -> None:
                 ax.plot(x, y, style, marker=".", color=COLORS[arm], label=f"{arm} {split}")
         ax.set_title(f"{size:,} labeled examples")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%), mean over seeds")
     axes[0][-1].legend(loc="lower right", fontsize=8)
