@@ -28,7 +28,7 @@ from lmft.training import entry
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
@@ -216,7 +216,9 @@ def epochs_figure(name: str, cells: list[dict], dest: Path) -> None:
                 ax.plot(x, y, style, marker=".", color=COLORS[arm], label=f"{arm} {split}")
         ax.set_title(f"{size:,} labeled examples")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        n_max = max(len(c["history"]) for c in cells if c["train_size"] == size)
+        ax.set_xlim(0.5, n_max + 0.5)
+        ax.set_xticks(range(1, n_max + 1, max(1, n_max // 10)))
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%), mean over seeds")
     axes[0][-1].legend(loc="lower right", fontsize=8)
