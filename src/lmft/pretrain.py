@@ -60,13 +60,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         weight_decay=lm.weight_decay,
         loss_chunk=lm.loss_chunk,
     )
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = out_dir / "checkpoints"  # last.ckpt, rewritten (atomically) after every epoch
     history = EpochLog(f"pretrain {cfg.name}")
     trainer = make_trainer(
         cfg,
         out_dir,
         lm.epochs,
-        [history, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)],
+        [history, ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)],
     )
     last = ckpt_dir / "last.ckpt"
     if last.exists():
