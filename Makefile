@@ -60,8 +60,8 @@ format: $(BIN)/.installed ## Apply ruff fixes and formatting
 bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop (EXP's sizes)
 	$(BIN)/python bench/bench.py --exp $(EXP) $(ARGS)
 
-gpu-wheels: $(BIN)/.installed ## Download hydra-core/omegaconf/antlr4 wheels into bench/wheels (for an offline GPU box)
-	$(BIN)/pip download --no-deps -d bench/wheels hydra-core==1.3.2 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 PyYAML
+gpu-wheels: $(BIN)/.installed ## Build hydra-core/omegaconf/antlr4 wheels (pure Python) into bench/wheels for an offline GPU box
+	$(BIN)/pip wheel --no-deps -w bench/wheels hydra-core==1.3.2 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
 
 gpu-check: ## On a GPU machine: GPU tests + bench + seed_fast protocol end to end (bench/gpu_check.sh)
 	bash bench/gpu_check.sh
