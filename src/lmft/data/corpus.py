@@ -88,10 +88,6 @@ class Corpus:
     def fingerprint(self) -> str:
         return fingerprint(self.tokenizer)
 
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.token_to_id(PAD)
-
 
 def _subsample(reviews: Reviews, per_class: int | None, seed: int = 0) -> Reviews:
     """At most `per_class` reviews of each label (for tiny presets); deterministic."""

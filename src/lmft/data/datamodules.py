@@ -143,11 +143,10 @@ class _Base(L.LightningDataModule):
         split_seed: int,
         seed: int,
         num_workers: int = 0,
-        eval_batch_size: int | None = None,
     ):
         super().__init__()
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
-        self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.eval_batch_size = 2 * batch_size  # no gradients: twice the batch fits
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
         self.val_idx = validation_indices(self.train_split, val_size, split_seed)
