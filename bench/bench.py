@@ -157,7 +157,7 @@ def main() -> None:
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("finetune", overrides=[f"experiment={args.exp}", *args.overrides])
     torch.manual_seed(0)
-    corpus = load_corpus(cfg.data)
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
     kw = encoder_kwargs(cfg, corpus)
     common = dict(val_size=cfg.data.val_size, split_seed=cfg.data.split_seed, seed=0)
     lm, c = cfg.lm, cfg.classifier

@@ -11,6 +11,8 @@ from lmft.data.datamodules import BucketBatchSampler, balanced_subset, parse_tra
 from lmft.data.imdb import ENV_VAR, find_archive, read_imdb
 from lmft.errors import LmftError
 
+TASK = OmegaConf.load("conf/pretrain_data/task.yaml")  # the LM reads the task's own texts
+
 
 def data_cfg(archive, tmp_path, **kw):
     base = OmegaConf.load("conf/data/imdb.yaml")
@@ -64,7 +66,7 @@ def test_bad_archives_are_clear_errors(tmp_path):
 
 def test_tokenizer_fitted_without_test_text(tmp_path):
     arc = make_archive(tmp_path / "a.tar.gz", per_class=20, test_word="zzzonlyintest")
-    corpus = load_corpus(data_cfg(arc, tmp_path, vocab_size=None))
+    corpus = load_corpus(data_cfg(arc, tmp_path, vocab_size=None), TASK)
     assert corpus.tokenizer.token_to_id("zzzonlyintest") is None
     assert corpus.tokenizer.token_to_id("great") is not None
     assert corpus.tokenizer.token_to_id("<pad>") == 0
@@ -81,14 +83,14 @@ def test_tokenizer_splits_punctuation_and_lowercases():
 
 def test_cache_is_reused_and_a_damaged_one_rebuilt(tmp_path, fake_archive, capsys):
     cfg = data_cfg(fake_archive, tmp_path)
-    first = load_corpus(cfg)
+    first = load_corpus(cfg, TASK)
     capsys.readouterr()
-    again = load_corpus(cfg)
+    again = load_corpus(cfg, TASK)
     assert "Reading" not in capsys.readouterr().err
     assert torch.equal(first.splits["train"].ids, again.splits["train"].ids)
     (ids,) = (tmp_path / "cache").glob("*/ids.pt")
     ids.write_bytes(ids.read_bytes()[:100])
-    rebuilt = load_corpus(cfg)
+    rebuilt = load_corpus(cfg, TASK)
     assert "damaged" in capsys.readouterr().err
     assert torch.equal(first.splits["train"].ids, rebuilt.splits["train"].ids)
 
@@ -126,7 +128,7 @@ def test_bucket_sampler_covers_all_and_groups_lengths():
 
 
 def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):
-    corpus = load_corpus(data_cfg(fake_archive, tmp_path))
+    corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
     kw = dict(batch_size=8, max_len=32, val_size=40, split_seed=0)
 
     def batches(seed):
@@ -143,7 +145,7 @@ def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):
 
 
 def test_lm_batches_shift_and_pad(tmp_path, fake_archive):
-    corpus = load_corpus(data_cfg(fake_archive, tmp_path))
+    corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
     dm = LMDataModule(corpus, batch_size=4, max_len=10, val_size=40, split_seed=0, seed=0)
     dm.setup()
     b = next(iter(dm.train_dataloader()))

@@ -1,8 +1,13 @@
+from types import SimpleNamespace
+
+import pytest
 import torch
 import torch.nn.functional as F
 
+from lmft.errors import LmftError
 from lmft.models import LanguageModel, LSTMEncoder, SentimentClassifier
 from lmft.models.classifier import POOLINGS, pool
+from lmft.models.encoder import locked_dropout, remap_rows
 
 ENC = dict(vocab_size=50, embed_dim=8, hidden_size=16)
 
@@ -78,12 +83,12 @@ def test_classifier_learns_separable_task(monkeypatch):
         s = torch.randint(10, 40, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g)
         s[torch.randint(0, len(s), (1,), generator=g)] = 5 if y else 6  # the signal word
         seqs.append(s.tolist())
-        labels.append(float(y))
+        labels.append(y)
     ids, lengths = padded(seqs)
     batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor(labels)}
     clf = SentimentClassifier(encoder=ENC, dropout=0.0)
     train(clf, [batch], 120)
-    acc = ((clf(ids, lengths) > 0).float() == batch["labels"]).float().mean()
+    acc = ((clf(ids, lengths) > 0).long() == batch["labels"]).float().mean()
     assert acc == 1.0
 
 
@@ -109,23 +114,178 @@ def test_chunked_softmax_matches_full_loss_and_grads():
         assert torch.allclose(p.grad, q.grad, atol=1e-6), name
 
 
-def test_gradual_unfreezing_trains_top_groups_first(monkeypatch):
+AWD = dict(vocab_size=50, embed_dim=8, hidden_size=16, num_layers=2, output_size=8)
+
+
+def changed_groups(monkeypatch, **kw) -> list[set[str]]:
+    """Which layer groups (embedding, lstm0, lstm1, head) each of 4 epochs changes."""
     torch.manual_seed(0)
     monkeypatch.setattr(SentimentClassifier, "log", lambda *a, **k: None)
     ids, lengths = padded([[5, 6, 7], [8, 9]])
-    batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor([1.0, 0.0])}
-    clf = SentimentClassifier(encoder=ENC, gradual_unfreeze=True)
-    before = {k: v.clone() for k, v in clf.state_dict().items()}
-    changed = []
-    for epoch in range(3):
+    batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor([1, 0])}
+    clf = SentimentClassifier(encoder=AWD, **kw)
+    names = ["embedding", "lstm0", "lstm1", "head"]
+    out = []
+    for epoch in range(4):
+        before = [[p.clone() for p in g.parameters()] for g in clf.layer_groups()]
         monkeypatch.setattr(SentimentClassifier, "current_epoch", epoch)
         clf.on_train_epoch_start()
         train(clf, [batch], 2)
-        changed.append(
+        out.append(
             {
-                k.split(".")[-2] if k.startswith("encoder") else "head"
-                for k, v in clf.state_dict().items()
-                if not torch.equal(v, before[k])
+                n
+                for n, g, b in zip(names, clf.layer_groups(), before, strict=True)
+                if any(not torch.equal(p, q) for p, q in zip(g.parameters(), b, strict=True))
             }
         )
-    assert changed == [{"head"}, {"head", "lstm"}, {"head", "lstm", "embedding"}]
+    return out
+
+
+def test_gradual_unfreezing_adds_one_group_per_epoch_top_down(monkeypatch):
+    assert changed_groups(monkeypatch, gradual_unfreeze=True) == [
+        {"head"},
+        {"head", "lstm1"},
+        {"head", "lstm1", "lstm0"},
+        {"head", "lstm1", "lstm0", "embedding"},
+    ]
+    everything = {"head", "lstm1", "lstm0", "embedding"}
+    assert changed_groups(monkeypatch) == [everything] * 4
+    assert changed_groups(monkeypatch, freeze_encoder=True) == [{"head"}] * 4
+
+
+def test_discriminative_learning_rates_divide_per_group():
+    clf = SentimentClassifier(encoder=AWD, lr=0.01, lr_decay=2.6, encoder_lr_factor=0.5)
+    lrs = [g["lr"] for g in clf.configure_optimizers().param_groups]
+    want = [0.01 * 0.5 / 2.6**3, 0.01 * 0.5 / 2.6**2, 0.01 * 0.5 / 2.6, 0.01]
+    assert lrs == pytest.approx(want)
+    assert len(lrs) == len(clf.layer_groups())  # embedding, lstm0, lstm1, head
+
+
+@pytest.mark.parametrize("schedule", ["slanted_triangular", "one_cycle"])
+def test_schedules_warm_up_then_decay(schedule, monkeypatch):
+    clf = SentimentClassifier(encoder=AWD, lr=0.01, lr_decay=2.0, schedule=schedule)
+    monkeypatch.setattr(
+        SentimentClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=100)
+    )
+    conf = clf.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "step"
+    head = []
+    for _ in range(100):
+        head.append(opt.param_groups[-1]["lr"])
+        opt.step()
+        sched.step()
+    peak = max(range(100), key=head.__getitem__)
+    assert 8 <= peak <= 11 and head[peak] == pytest.approx(0.01)  # warmup_frac 0.1
+    assert head[0] < 0.01 / 20 and head[-1] < 0.01 / 20
+    # every group keeps its discriminative ratio through the schedule
+    ratios = {round(g["lr"] / opt.param_groups[-1]["lr"], 6) for g in opt.param_groups}
+    assert ratios == {1.0, 0.5, 0.25, 0.125}
+    if schedule == "slanted_triangular":  # ULMFiT: linear, lr/32 at both ends
+        assert head[0] == pytest.approx(0.01 / 32)
+        assert head[5] - head[4] == pytest.approx(head[4] - head[3])
+
+
+def test_locked_dropout_shares_one_mask_across_time():
+    torch.manual_seed(0)
+    x = torch.ones(4, 9, 16)
+    y = locked_dropout(x, 0.5, training=True)
+    assert torch.equal(y, y[:, :1].expand_as(y))  # the same mask at every time step
+    assert (y == 0).any() and set(y.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(locked_dropout(x, 0.5, training=False), x)
+
+
+def test_awd_dropouts_are_random_in_training_only_and_keep_weight_names():
+    torch.manual_seed(0)
+    ids = torch.randint(1, 50, (3, 7))
+    plain = LSTMEncoder(**AWD)
+    for extra in (
+        {"embed_dropout": 0.3},
+        {"input_dropout": 0.3},
+        {"dropout": 0.3},
+        {"weight_dropout": 0.5},
+    ):
+        enc = LSTMEncoder(**AWD, **extra)
+        enc.load_state_dict(plain.state_dict())  # same weight names: hand-off unaffected
+        enc.train()
+        assert not torch.equal(enc(ids), enc(ids)), extra
+        enc.eval()
+        assert torch.equal(enc(ids), plain.eval()(ids)), extra
+        plain.train()
+    enc = LSTMEncoder(**AWD, embed_dropout=0.1, input_dropout=0.2, dropout=0.3, weight_dropout=0.5)
+    enc(ids).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+def test_weight_dropout_masks_hidden_to_hidden_weights(monkeypatch):
+    seen = []
+    real = torch.func.functional_call
+
+    def spy(module, params, args):
+        seen.append(params["weight_hh_l0"])
+        return real(module, params, args)
+
+    monkeypatch.setattr("lmft.models.encoder.functional_call", spy)
+    enc = LSTMEncoder(**AWD, weight_dropout=0.5).train()
+    enc(torch.randint(1, 50, (2, 5)))
+    assert len(seen) == 2  # one masked matrix per layer, the original left intact
+    for w, lstm in zip(seen, enc.layers, strict=True):
+        zero = w == 0
+        assert 0.3 < zero.float().mean() < 0.7
+        assert torch.allclose(w[~zero], 2 * lstm.weight_hh_l0[~zero])
+
+
+def test_embedding_dropout_drops_whole_words():
+    torch.manual_seed(0)
+    enc = LSTMEncoder(vocab_size=50, embed_dim=8, hidden_size=8, embed_dropout=0.5).train()
+    seen = []
+    enc.layers[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    ids = torch.tensor([[7, 7, 7, 9, 9, 9] * 5])
+    for _ in range(20):
+        enc(ids)
+    for x in seen:  # each word is either dropped everywhere in the batch or nowhere
+        for word in (7, 9):
+            rows = x[0, ids[0] == word]
+            assert torch.equal(rows, rows[:1].expand_as(rows))
+    dropped = [bool((x[0, 0] == 0).all()) for x in seen]
+    assert any(dropped) and not all(dropped)
+
+
+def test_tied_lm_shares_embedding_and_needs_matching_sizes():
+    lm = LanguageModel(encoder=AWD, tie_weights=True)
+    assert lm.head.weight is lm.encoder.embedding.weight
+    assert sum(p.numel() for p in lm.parameters()) < sum(
+        p.numel() for p in LanguageModel(encoder=AWD).parameters()
+    )
+    with pytest.raises(LmftError, match="output_size"):
+        LanguageModel(encoder=ENC, tie_weights=True)  # output 16 != embedding 8
+    with pytest.raises(LmftError, match="lm.head=full"):
+        LanguageModel(encoder=AWD, tie_weights=True, head="adaptive")
+
+
+def test_multilayer_encoder_shapes():
+    enc = LSTMEncoder(**AWD)
+    assert len(enc.layers) == 2 and enc(torch.randint(1, 50, (3, 7))).shape == (3, 7, 8)
+    assert SentimentClassifier(encoder=AWD, pooling="concat").head.in_features == 24
+
+
+def test_remap_rows_moves_known_words_and_averages_unknown():
+    w = torch.arange(12.0).reshape(4, 3)  # ids 0..3: <pad>, a, b, c
+    old = {"<pad>": 0, "a": 1, "b": 2, "c": 3}
+    new = {"<pad>": 0, "c": 1, "zz": 2, "a": 3}
+    out = remap_rows(w, old, new)
+    assert out[1].tolist() == w[3].tolist() and out[3].tolist() == w[1].tolist()
+    assert out[2].tolist() == w[1:].mean(0).tolist() and out[0].abs().sum() == 0
+
+
+def test_multiclass_head_and_loss(monkeypatch):
+    monkeypatch.setattr(SentimentClassifier, "log", lambda *a, **k: None)
+    clf = SentimentClassifier(encoder=ENC, num_classes=3)
+    ids, lengths = padded([[5, 6, 7], [8, 9], [4]])
+    batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor([0, 2, 1])}
+    loss, probs = clf.loss_and_probs(batch)
+    assert probs.shape == (3, 3) and torch.allclose(probs.sum(-1), torch.ones(3))
+    assert loss.item() == pytest.approx(float(torch.log(torch.tensor(3.0))), abs=0.3)
+    assert SentimentClassifier(encoder=ENC).head.out_features == 1  # binary stays sigmoid
+    with pytest.raises(LmftError, match="at least 2"):
+        SentimentClassifier(encoder=ENC, num_classes=1)

@@ -72,3 +72,20 @@ def test_half_written_cells_are_not_counted(tmp_path):
     (tmp_path / "c").mkdir()  # started, nothing written
     cells, unfinished = load_cells(tmp_path)
     assert [c["cell"] for c in cells] == ["a"] and [p.name for p in unfinished] == ["b", "c"]
+
+
+def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
+    from lmft.report import markdown
+
+    cells = [cell("pretrained", 100, s, a) for s, a in enumerate([0.80, 0.82, 0.84])]
+    cells += [cell("scratch", 100, s, a) for s, a in enumerate([0.81, 0.80, 0.85])]
+    cells += [cell("pretrained", 300, s, 0.9 + s / 100) for s in range(3)]
+    cells += [cell("scratch", 300, s, 0.7 + s / 100) for s in range(3)]
+    summary, gaps = summarize(cells, "test/acc")
+    md = markdown("x", "test/acc", summary, gaps, len(cells), [], {"Some paper": 91.2})
+    assert "| 100 | 3 | 0.00 | [-4.30, 4.30] | **no** |" in md  # the CI covers 0
+    assert "| 300 | 3 | 20.00 | [20.00, 20.00] | yes |" in md
+    assert "| Some paper | 91.2 |" in md
+    assert "| **this sweep: pretrained, 300 labels, 3 seed(s)** | **91.00** |" in md
+    assert "this sweep: scratch, 100" not in md  # anchors sit beside the largest size only
+    assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, [])

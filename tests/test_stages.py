@@ -161,3 +161,101 @@ def test_nan_loss_stops_with_the_step(cfg_for, overrides, tmp_path, monkeypatch)
     with pytest.raises(LmftError, match="loss became nan at step 3"):
         finetune.run(cfg, tmp_path / "nan")
     assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+ULMFIT_SWITCHES = {
+    "model.num_layers": (1, 3),
+    "model.embed_dropout": (0.0, 0.02),
+    "model.input_dropout": (0.0, 0.25),
+    "model.dropout": (0.0, 0.15),
+    "model.weight_dropout": (0.0, 0.2),
+    "lm.tie_weights": (False, True),
+    "classifier.lr_decay": (1.0, 2.6),
+    "classifier.schedule": ("constant", "slanted_triangular"),
+    "classifier.gradual_unfreeze": (False, True),
+    "classifier.pooling": ("mean", "concat"),
+}
+
+
+def test_ulmfit_switches_are_off_in_seed_and_on_in_ulmfit(cfg_for):
+    from omegaconf import OmegaConf
+
+    seed, ulmfit = (
+        cfg_for("finetune", [f"experiment={e}"], hydra=True) for e in ("seed", "ulmfit")
+    )
+    for key, (off, on) in ULMFIT_SWITCHES.items():
+        assert (OmegaConf.select(seed, key), OmegaConf.select(ulmfit, key)) == (off, on), key
+    assert ulmfit.model.output_size == ulmfit.model.embed_dim  # so the LM can tie weights
+    assert ulmfit.trainer.gradient_clip_val and not seed.trainer.gradient_clip_val
+    sweep = ulmfit.hydra.sweeper.params
+    assert sweep["data.train_size"] == "100,300,1000,3000,all" and sweep.seed == "0,1,2,3,4"
+
+
+def test_gradient_clipping_reaches_the_trainer(cfg_for, overrides, tmp_path):
+    from lmft.training import make_trainer
+
+    cfg = cfg_for("finetune", [*overrides, "trainer.gradient_clip_val=0.25"])
+    assert make_trainer(cfg, tmp_path, 1, []).gradient_clip_val == 0.25
+
+
+AWD_SMOKE = [
+    "model.num_layers=2",
+    "model.output_size=32",
+    "model.embed_dim=32",
+    "model.embed_dropout=0.05",
+    "model.input_dropout=0.1",
+    "model.dropout=0.1",
+    "model.weight_dropout=0.2",
+    "lm.tie_weights=true",
+]
+
+
+def test_ulmfit_options_run_end_to_end(cfg_for, overrides, tmp_path):
+    cfg = cfg_for("pretrain", [*overrides, *AWD_SMOKE])
+    m = pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    assert m["history"][-1]["val/ppl"] < m["history"][0]["val/ppl"]
+    tune = [
+        "classifier.lr_decay=2.6",
+        "classifier.schedule=slanted_triangular",
+        "classifier.gradual_unfreeze=true",
+        "classifier.pooling=concat",
+        "classifier.epochs=3",
+    ]
+    cfg = cfg_for("finetune", [*overrides, *AWD_SMOKE, *tune, "data.train_size=60"])
+    m = finetune.run(cfg, tmp_path / "cell")
+    assert len(m["history"]) == 3 and 0 <= m["test/acc"] <= 1
+
+
+def test_domain_lm_finetuning_starts_from_another_run(cfg_for, overrides, tmp_path, capsys):
+    """general -> domain: the second LM starts from the first (other vocabulary), learns faster."""
+    general = cfg_for("pretrain", [*overrides, "name=general"])
+    pretrain.run(general, Path(general.paths.pretrain_dir))
+    domain = [*overrides, "data.vocab_size=20", "lm.epochs=1"]  # another tokenizer
+    warm = cfg_for(
+        "pretrain", [*domain, "name=domain", f"lm.init_from={general.paths.pretrain_dir}"]
+    )
+    cold = cfg_for("pretrain", [*domain, "name=cold"])
+
+    from tokenizers import Tokenizer
+
+    from lmft.data import load_corpus
+    from lmft.training import encoder_kwargs
+
+    corpus = load_corpus(warm.data, warm.pretrain_data)
+    state = pretrain.start_state(Path(warm.lm.init_from), encoder_kwargs(warm, corpus), corpus)
+    assert "words known there" in capsys.readouterr().out
+    old_tok = Tokenizer.from_file(str(Path(general.paths.pretrain_dir) / "tokenizer.json"))
+    corpus_tok = corpus.tokenizer
+    old_emb = torch.load(Path(general.paths.pretrain_dir) / "encoder.pt", weights_only=True)[
+        "state_dict"
+    ]["embedding.weight"]
+    for word, new_id in corpus_tok.get_vocab().items():  # all are known to the general run
+        assert torch.equal(state["embedding.weight"][new_id], old_emb[old_tok.token_to_id(word)])
+    assert state["embedding.weight"].shape[0] == corpus_tok.get_vocab_size() != old_emb.shape[0]
+
+    w = pretrain.run(warm, Path(warm.paths.pretrain_dir))
+    c = pretrain.run(cold, Path(cold.paths.pretrain_dir))
+    assert w["val/ppl"] < c["val/ppl"]
+    with pytest.raises(LmftError, match="no finished pretraining"):
+        bad = cfg_for("pretrain", [*domain, "name=bad", f"lm.init_from={tmp_path}/nothing"])
+        pretrain.run(bad, Path(bad.paths.pretrain_dir))

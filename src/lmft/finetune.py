@@ -3,7 +3,8 @@
     python -m lmft.finetune experiment=quick init=pretrained data.train_size=1000 seed=0
     python -m lmft.finetune -m experiment=quick          # the preset's whole grid
 
-Each cell writes outputs/sweeps/<name>/<cell>/{metrics.json, history.csv, tb/}; a cell whose
+Each cell writes outputs/sweeps/<name>/<cell>/{metrics.json, history.csv, model.pt, tb/}; model.pt
+holds the weights of the best validation epoch (for `lmft.predict`). A cell whose
 metrics.json is complete is skipped, so an interrupted sweep resumes where it stopped.
 """
 
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 
 from lmft.data import ClassificationDataModule, load_corpus
 from lmft.errors import LmftError
+from lmft.io import torch_save
 from lmft.models import SentimentClassifier
 from lmft.models.encoder import load_encoder_state
 from lmft.training import (
@@ -30,6 +32,8 @@ from lmft.training import (
     save_results,
 )
 
+MODEL_FORMAT = 1
+
 
 def pretrain_command(cfg: DictConfig) -> str:
     """The pretrain command for this run: its preset and its data/model/lm/trainer overrides."""
@@ -40,7 +44,8 @@ def pretrain_command(cfg: DictConfig) -> str:
     keep = (
         "experiment",
         "name",
-        "data.",
+        "data",
+        "pretrain_data",
         "model",
         "lm",
         "trainer",
@@ -66,6 +71,35 @@ def pretrained_state(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) 
     return load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
 
 
+class BestWeights(L.Callback):
+    """Keeps, on CPU, the weights of the epoch with the best validation accuracy (first of ties),
+    the same epoch `summarize` reports; they become the run's model.pt."""
+
+    def __init__(self):
+        self.best, self.state = -1.0, None
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        acc = float(trainer.callback_metrics["val/acc"])
+        if acc > self.best:
+            self.best = acc
+            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+
+
+def save_model(path: Path, model: SentimentClassifier, state: dict, corpus, max_len: int) -> None:
+    """Everything `lmft.predict` needs: hyperparameters, weights, tokenizer, class names."""
+    torch_save(
+        {
+            "format": MODEL_FORMAT,
+            "hparams": dict(model.hparams),
+            "state_dict": state,
+            "tokenizer": corpus.tokenizer.to_str(),
+            "labels": list(corpus.labels),
+            "max_len": max_len,
+        },
+        path,
+    )
+
+
 def summarize(rows: list[dict]) -> dict:
     """Final metrics from the per-epoch history; model selection uses validation only."""
     best = max(rows, key=lambda r: r["val/acc"])  # first epoch among ties
@@ -86,7 +120,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
         return done
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    corpus = load_corpus(cfg.data)
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
     c = cfg.classifier
     dm = ClassificationDataModule(
         corpus,
@@ -102,12 +136,17 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     kwargs = encoder_kwargs(cfg, corpus)
     model = SentimentClassifier(
         encoder=kwargs,
+        num_classes=len(corpus.labels),
         pooling=c.pooling,
         dropout=c.dropout,
         lr=c.lr,
         encoder_lr_factor=c.encoder_lr_factor,
+        lr_decay=c.lr_decay,
+        schedule=c.schedule,
+        warmup_frac=c.warmup_frac,
         weight_decay=c.weight_decay,
         gradual_unfreeze=c.gradual_unfreeze,
+        freeze_encoder=c.freeze_encoder,
     )
     if cfg.init.name == "pretrained":
         model.encoder.load_state_dict(pretrained_state(cfg, kwargs, corpus.fingerprint))
@@ -115,8 +154,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     epochs = c.epochs
     if c.max_examples:  # a per-cell compute cap: large labeled sets get fewer epochs
         epochs = min(epochs, math.ceil(c.max_examples / dm.train_size))
-    trainer = make_trainer(cfg, out_dir, epochs, [history])
+    best = BestWeights()
+    trainer = make_trainer(cfg, out_dir, epochs, [history, best])
     trainer.fit(model, dm)
+    if c.save_model:
+        save_model(out_dir / "model.pt", model, best.state, corpus, c.max_len)
 
     metrics = {
         "init": cfg.init.name,

@@ -16,11 +16,13 @@ import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
+from tokenizers import Tokenizer
 
 from lmft.data import LMDataModule, load_corpus
+from lmft.errors import LmftError
 from lmft.io import atomic_path
 from lmft.models import LanguageModel
-from lmft.models.encoder import save_encoder
+from lmft.models.encoder import load_encoder_state, save_encoder
 from lmft.training import (
     EpochLog,
     encoder_kwargs,
@@ -32,6 +34,22 @@ from lmft.training import (
 )
 
 
+def start_state(init_dir: Path, kwargs: dict, corpus) -> dict:
+    """The encoder of the finished pretraining run in `init_dir`, moved to this run's vocabulary."""
+    remedy = "lm.init_from must name a finished pretraining folder (outputs/pretrain/<name>)."
+    tok_path = init_dir / "tokenizer.json"
+    if not (init_dir / "metrics.json").exists() or not tok_path.exists():
+        raise LmftError(f"lm.init_from={init_dir} holds no finished pretraining run. {remedy}")
+    old = Tokenizer.from_file(str(tok_path)).get_vocab()
+    new = corpus.tokenizer.get_vocab()
+    state = load_encoder_state(
+        init_dir / "encoder.pt", kwargs, corpus.fingerprint, remedy, vocab_change=(old, new)
+    )
+    shared = len(old.keys() & new.keys())
+    print(f"[pretrain] starting from {init_dir}: {shared:,} of {len(new):,} words known there")
+    return state
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     identity = run_identity(cfg, "pretrain")
@@ -41,9 +59,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         return done
     lm = cfg.lm
     L.seed_everything(lm.seed, workers=True, verbose=False)
-    corpus = load_corpus(cfg.data)
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
     dm = LMDataModule(
         corpus,
+        include_task=cfg.pretrain_data.include_task,
         batch_size=lm.batch_size,
         max_len=lm.max_len,
         val_size=cfg.data.val_size,
@@ -51,15 +70,19 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         seed=lm.seed,
         num_workers=cfg.data.num_workers,
     )
+    kwargs = encoder_kwargs(cfg, corpus)
     model = LanguageModel(
-        encoder=encoder_kwargs(cfg, corpus),
+        encoder=kwargs,
         dropout=lm.dropout,
         head=lm.head,
         cutoffs=tuple(lm.cutoffs),
         lr=lm.lr,
         weight_decay=lm.weight_decay,
         loss_chunk=lm.loss_chunk,
+        tie_weights=lm.tie_weights,
     )
+    if lm.init_from:  # domain LM fine-tuning: continue from another pretraining run
+        model.encoder.load_state_dict(start_state(Path(lm.init_from), kwargs, corpus))
     ckpt_dir = out_dir / "checkpoints"  # last.ckpt, rewritten (atomically) after every epoch
     history = EpochLog(f"pretrain {cfg.name}")
     trainer = make_trainer(

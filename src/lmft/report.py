@@ -19,7 +19,7 @@ from pathlib import Path
 
 import hydra
 import matplotlib
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
 from lmft.errors import LmftError
@@ -112,7 +112,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
 
 
 def _pct(x: float) -> str:
-    return "n/a" if x != x else f"{100 * x:.2f}"
+    return "n/a" if x != x else f"{100 * x:.2f}".replace("-0.00", "0.00")
 
 
 def markdown(
@@ -122,6 +122,7 @@ def markdown(
     gaps: list[dict],
     n_cells: int,
     unfinished: list[Path],
+    anchors: dict[str, float] | None = None,
 ) -> str:
     lines = [
         f"# lmft report: {name}",
@@ -156,10 +157,31 @@ def markdown(
         lines.append(
             f"| {g['train_size']:,} | {g['n_pairs']} | {_pct(g['gap_mean'])} | {ci} | {yes} |"
         )
+    if anchors:
+        lines += ["", *anchor_table(summary, anchors)]
     if unfinished:
         lines += ["", f"Not counted (unfinished): {', '.join(p.name for p in unfinished)}"]
     lines += ["", "![learning curve](learning_curve.png)", "", "![epochs](epochs.png)", ""]
     return "\n".join(lines)
+
+
+def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
+    """Published results beside this sweep's largest labeled size, per arm."""
+    size = max(r["train_size"] for r in summary)
+    lines = [
+        "Published anchors (full 25k labels, full test set) beside this sweep's largest size:",
+        "",
+        "| system | test acc |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {acc:.1f} |" for name, acc in anchors.items()]
+    lines += [
+        f"| **this sweep: {r['init']}, {size:,} labels, {r['n_seeds']} seed(s)** "
+        f"| **{_pct(r['test_acc_mean'])}** |"
+        for r in summary
+        if r["train_size"] == size
+    ]
+    return lines
 
 
 def save_fig(fig, dest: Path) -> None:
@@ -258,7 +280,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         write_csv(out_dir / "gaps.csv", gaps)
     learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png")
     epochs_figure(name, cells, out_dir / "epochs.png")
-    md = markdown(name, cfg.metric, summary, gaps, len(cells), unfinished)
+    anchors = OmegaConf.to_container(cfg.data.get("anchors") or {})
+    md = markdown(name, cfg.metric, summary, gaps, len(cells), unfinished, anchors)
     write_text(out_dir / "summary.md", md)
     print(md.split("![")[0].rstrip())
     print(

@@ -22,13 +22,17 @@ from lmft.io import write_csv, write_json
 
 # Settings that change speed or file locations, never results: left out of a run's identity.
 _NOT_RESULTS = {
-    "data": {"archive", "data_dir", "download", "cache_dir", "num_workers"},
+    "data": {"archive", "data_dir", "download", "cache_dir", "num_workers", "anchors"},
+    "classifier": {"save_model"},
     "trainer": {"progress_bar", "num_threads", "log_every_n_steps", "devices", "accelerator"},
 }
 # What decides each stage's result (data keys that only stage 2 reads are left out of stage 1).
 _STAGE_KEYS = {
-    "pretrain": (("data", "model", "lm", "trainer"), {"train_size", "test_size"}),
-    "finetune": (("data", "model", "lm", "classifier", "trainer", "init", "seed"), set()),
+    "pretrain": (("data", "pretrain_data", "model", "lm", "trainer"), {"train_size", "test_size"}),
+    "finetune": (
+        ("data", "pretrain_data", "model", "lm", "classifier", "trainer", "init", "seed"),
+        set(),
+    ),
 }
 
 

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from lmft.data.imdb import Reviews, find_archive, read_imdb
+from lmft.data.text_files import read_plain_texts, read_text_classification, text_file_paths
+from lmft.errors import LmftError
 from lmft.io import atomic_path, torch_save, write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = [PAD, UNK, BOS, EOS]  # PAD must be id 0: the encoder's padding_idx
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def build_tokenizer(texts: list[str], vocab_size: int | None, min_frequency: int) -> Tokenizer:
@@ -82,7 +85,8 @@ class Encoded:
 @dataclass
 class Corpus:
     tokenizer: Tokenizer
-    splits: dict[str, Encoded]  # train, test, and unsup (possibly empty)
+    splits: dict[str, Encoded]  # train, test, unsup, extra (possibly empty); val if given
+    labels: list[str]  # class names; label i of the data is labels[i]
 
     @property
     def fingerprint(self) -> str:
@@ -104,54 +108,95 @@ def _subsample(reviews: Reviews, per_class: int | None, seed: int = 0) -> Review
     )
 
 
-def cache_key(archive: Path, cfg) -> str:
-    st = archive.stat()
+# Data settings that change neither the tokenizer nor the texts read (left out of the cache key).
+_NOT_CACHE = {"cache_dir", "num_workers", "train_size", "test_size", "val_size", "anchors"}
+_NOT_CACHE |= {"archive", "data_dir", "download"}  # the archive found is keyed by its stat instead
+
+
+def input_files(data_cfg, pretrain_cfg) -> tuple[list[Path], list[Path]]:
+    """(task inputs, pretraining text files), found without reading them."""
+    if data_cfg.kind == "imdb":
+        task = [find_archive(data_cfg.archive, data_cfg.data_dir, data_cfg.download)]
+    else:
+        task = [
+            Path(p).expanduser() for p in (data_cfg.train, data_cfg.validation, data_cfg.test) if p
+        ]
+    return task, text_file_paths(list(pretrain_cfg.files)) if pretrain_cfg.files else []
+
+
+def _stat(p: Path) -> list:
+    files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+    return [str(p.resolve())] + [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def cache_key(files: list[Path], data_cfg, pretrain_cfg) -> str:
+    settings = {k: v for k, v in OmegaConf.to_container(data_cfg).items() if k not in _NOT_CACHE}
     ident = {
-        "archive": [str(archive.resolve()), st.st_size, st.st_mtime_ns],
-        "vocab_size": cfg.vocab_size,
-        "min_frequency": cfg.min_frequency,
-        "max_per_class": cfg.max_per_class,
-        "use_unsup": cfg.use_unsup,
+        "inputs": [_stat(p) for p in files if p.exists()],
+        "data": settings,
+        "pretrain_data": OmegaConf.to_container(pretrain_cfg),
         "format": CACHE_FORMAT,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_corpus(cfg) -> Corpus:
-    """Tokenizer + ids for the data config `cfg` (the `data` group), from cache when possible."""
-    archive = find_archive(cfg.archive, cfg.data_dir, cfg.download)
-    cache = Path(cfg.cache_dir) / cache_key(archive, cfg)
+def read_splits(data_cfg, pretrain_cfg, task: list[Path], extra: list[Path]):
+    """Texts of every split (train, test, unsup, extra; val if given) and the class names."""
+    if data_cfg.kind == "imdb":
+        splits, names = read_imdb(task[0]), ["neg", "pos"]
+        if not data_cfg.use_unsup:
+            splits["unsup"] = Reviews()
+    elif data_cfg.kind == "text_classification":
+        splits, names = read_text_classification(data_cfg)
+        splits["unsup"] = Reviews()
+    else:
+        raise LmftError(f"data.kind must be imdb or text_classification, not {data_cfg.kind!r}.")
+    splits = {k: _subsample(v, data_cfg.max_per_class) for k, v in splits.items()}
+    docs = read_plain_texts(extra, pretrain_cfg.doc_per) if extra else []
+    splits["extra"] = Reviews(docs, [-1] * len(docs), [0] * len(docs))
+    return splits, names
+
+
+def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
+    """Tokenizer + ids for the `data` and `pretrain_data` configs, from cache when possible."""
+    task, extra = input_files(data_cfg, pretrain_cfg)
+    cache = Path(data_cfg.cache_dir) / cache_key(task + extra, data_cfg, pretrain_cfg)
     tok_path, ids_path = cache / "tokenizer.json", cache / "ids.pt"
     if tok_path.exists() and ids_path.exists():
         try:
             tok = Tokenizer.from_file(str(tok_path))
             blob = torch.load(ids_path, weights_only=True)
             if blob["fingerprint"] == fingerprint(tok):
-                return Corpus(tok, {k: Encoded(**v) for k, v in blob["splits"].items()})
+                splits = {k: Encoded(**v) for k, v in blob["splits"].items()}
+                return Corpus(tok, splits, blob["labels"])
             reason = "does not match its tokenizer"
         except Exception as e:  # a damaged cache is rebuilt, never trusted
             reason = f"is damaged ({type(e).__name__}: {e})"
         print(f"Cache {cache} {reason}; rebuilding.", file=sys.stderr)
 
     t0 = time.time()
-    print(f"Reading {archive} ...", file=sys.stderr)
-    reviews = read_imdb(archive)
-    reviews = {k: _subsample(v, cfg.max_per_class) for k, v in reviews.items()}
-    if not cfg.use_unsup:
-        reviews["unsup"] = Reviews()
-    # Fitted on training text only (labeled train + unlabeled); the test split never leaks in.
-    train_text = reviews["train"].texts + reviews["unsup"].texts
-    tok = build_tokenizer(train_text, cfg.vocab_size, cfg.min_frequency)
-    splits = {k: Encoded.from_texts(tok, v) for k, v in reviews.items()}
-    n = {k: len(v) for k, v in splits.items()}
+    print(f"Reading {', '.join(map(str, task))} ...", file=sys.stderr)
+    texts, names = read_splits(data_cfg, pretrain_cfg, task, extra)
+    if not pretrain_cfg.include_task and not len(texts["extra"]):
+        raise LmftError("pretrain_data.include_task=false needs pretrain_data.files to read.")
+    # Fitted on training text only (labeled train, unlabeled, pretraining corpus); never on
+    # validation or test texts.
+    fit_on = texts["train"].texts + texts["unsup"].texts + texts["extra"].texts
+    tok = build_tokenizer(fit_on, data_cfg.vocab_size, data_cfg.min_frequency)
+    splits = {k: Encoded.from_texts(tok, v) for k, v in texts.items()}
+    n = {k: len(v) for k, v in splits.items() if len(v)}
     print(
-        f"Tokenized {n} reviews, vocabulary {tok.get_vocab_size()}, "
+        f"Tokenized {n} texts, vocabulary {tok.get_vocab_size()}, classes {names}, "
         f"in {time.time() - t0:.0f} s; cached in {cache}",
         file=sys.stderr,
     )
     with atomic_path(tok_path) as tmp:
         tok.save(str(tmp))
-    blob = {"fingerprint": fingerprint(tok), "splits": {k: vars(v) for k, v in splits.items()}}
+    blob = {
+        "fingerprint": fingerprint(tok),
+        "labels": names,
+        "splits": {k: vars(v) for k, v in splits.items()},
+    }
     torch_save(blob, ids_path)
-    write_text(cache / "source.txt", f"{archive.resolve()}\n")
-    return Corpus(tok, splits)
+    write_text(cache / "source.txt", "".join(f"{p.resolve()}\n" for p in task + extra))
+    return Corpus(tok, splits, names)

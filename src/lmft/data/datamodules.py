@@ -16,15 +16,16 @@ from lmft.errors import LmftError
 
 
 def balanced_subset(labels: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """`n` indices from `pool`, half per label (the odd one to label 0), drawn with `seed`.
-
-    For one seed a smaller subset is a prefix of a larger one per label, so sizes nest.
+    """`n` indices from `pool`, n/k per label of the k labels in it (the rest to the lowest
+    labels), drawn with `seed`. For one seed a smaller subset is a prefix of a larger one per
+    label, so sizes nest.
     """
     g = torch.Generator().manual_seed(seed)
+    classes = labels[pool].unique().tolist()
     out = []
-    for c in (0, 1):
+    for i, c in enumerate(classes):
         members = pool[labels[pool] == c]
-        want = n // 2 + (n % 2 if c == 0 else 0)
+        want = n // len(classes) + (i < n % len(classes))
         if want > len(members):
             raise LmftError(
                 f"Asked for {n} examples ({want} of label {c}) but the pool has only "
@@ -34,12 +35,17 @@ def balanced_subset(labels: torch.Tensor, pool: torch.Tensor, n: int, seed: int)
     return torch.cat(out).sort().values
 
 
-def validation_indices(train: Encoded, val_size: int, split_seed: int) -> torch.Tensor:
-    """The fixed validation split held out of the labeled training split (same for every run)."""
+def validation_indices(train: Encoded, val_size: int | float, split_seed: int) -> torch.Tensor:
+    """The fixed validation split held out of the labeled training split (same for every run).
+
+    `val_size` is a count, or a fraction of the training split when below 1.
+    """
+    if isinstance(val_size, float) and 0 < val_size < 1:
+        val_size = round(val_size * len(train))
     if not 2 <= val_size < len(train):
         raise LmftError(
             f"data.val_size={val_size} must be at least 2 and below the {len(train)} "
-            "labeled training reviews."
+            "labeled training examples."
         )
     return balanced_subset(train.labels, torch.arange(len(train)), val_size, split_seed)
 
@@ -129,7 +135,7 @@ def collate(batch: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
     return {
         "ids": torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=0),
         "lengths": torch.tensor([len(s) for s in seqs]),
-        "labels": torch.tensor(labels, dtype=torch.float),
+        "labels": torch.tensor(labels, dtype=torch.long),
     }
 
 
@@ -149,10 +155,16 @@ class _Base(L.LightningDataModule):
         self.eval_batch_size = 2 * batch_size  # no gradients: twice the batch fits
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
-        self.val_idx = validation_indices(self.train_split, val_size, split_seed)
-        keep = torch.ones(len(self.train_split), dtype=torch.bool)
-        keep[self.val_idx] = False
-        self.pool_idx = torch.nonzero(keep).flatten()  # labeled training reviews outside val
+        if "val" in corpus.splits:  # a validation file was given: all of it, all of train
+            self.val_split = corpus.splits["val"]
+            self.val_idx = torch.arange(len(self.val_split))
+            self.pool_idx = torch.arange(len(self.train_split))
+        else:
+            self.val_split = self.train_split
+            self.val_idx = validation_indices(self.train_split, val_size, split_seed)
+            keep = torch.ones(len(self.train_split), dtype=torch.bool)
+            keep[self.val_idx] = False
+            self.pool_idx = torch.nonzero(keep).flatten()  # labeled training texts outside val
 
     def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
         bs = self.batch_size if train else self.eval_batch_size
@@ -168,18 +180,28 @@ class _Base(L.LightningDataModule):
 
 
 class LMDataModule(_Base):
-    """Language modelling: train reviews (+ unsup) minus the validation split; val = that split.
-
-    Each item is a review's first `max_len + 1` tokens; the model predicts tokens 1..n from 0..n-1.
+    """Language modelling on the pretraining corpus (`extra`) and, with `include_task`, the
+    task's training texts outside validation (+ its unlabeled ones); val = the task's validation
+    split. Each item is a text's first `max_len + 1` tokens; the model predicts tokens 1..n
+    from 0..n-1.
     """
 
+    def __init__(self, corpus: Corpus, include_task: bool = True, **kw):
+        super().__init__(corpus, **kw)
+        self.include_task = include_task
+
     def setup(self, stage: str | None = None) -> None:
-        train = self.train_split
-        self.train_sets = [TokenDataset(train, self.pool_idx, self.max_len + 1)]
-        unsup = self.corpus.splits.get("unsup")
-        if unsup is not None and len(unsup):
-            self.train_sets.append(TokenDataset(unsup, torch.arange(len(unsup)), self.max_len + 1))
-        self.val_set = TokenDataset(train, self.val_idx, self.max_len + 1)
+        n = self.max_len + 1
+        s = self.corpus.splits
+        parts = [(s["extra"], None)]
+        if self.include_task:
+            parts += [(self.train_split, self.pool_idx), (s["unsup"], None)]
+        self.train_sets = [
+            TokenDataset(enc, torch.arange(len(enc)) if idx is None else idx, n)
+            for enc, idx in parts
+            if len(enc)
+        ]
+        self.val_set = TokenDataset(self.val_split, self.val_idx, n)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(_Concat(self.train_sets), train=True)
@@ -196,6 +218,8 @@ class _Concat(torch.utils.data.ConcatDataset):
 
 class ClassificationDataModule(_Base):
     """Labeled subset of `train_size` (drawn with `seed`), fixed validation split, test split.
+
+    Splits keep every label equally represented (`balanced_subset`), for any number of classes.
 
     `test_size` (an int) evaluates on a fixed balanced subset of the test split, the same for
     every run; `None` uses all of it.
@@ -220,7 +244,7 @@ class ClassificationDataModule(_Base):
 
     def setup(self, stage: str | None = None) -> None:
         self.train_set = TokenDataset(self.train_split, self.train_idx, self.max_len)
-        self.val_set = TokenDataset(self.train_split, self.val_idx, self.max_len)
+        self.val_set = TokenDataset(self.val_split, self.val_idx, self.max_len)
         self.test_set = TokenDataset(self.corpus.splits["test"], self.test_idx, self.max_len)
 
     def train_dataloader(self) -> DataLoader:

@@ -1,4 +1,4 @@
-"""Stage 2: sentiment classifier on top of the shared encoder."""
+"""Stage 2: text classifier on top of the shared encoder, with ULMFiT's fine-tuning switches."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import BinaryAccuracy
+from torchmetrics.classification import Accuracy
 
 from lmft.errors import LmftError
 from lmft.models.encoder import LSTMEncoder, length_mask
 
 POOLINGS = ("mean", "max", "last", "concat")
+SCHEDULES = ("constant", "slanted_triangular", "one_cycle")
 
 
 def pool(h: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
@@ -30,69 +31,125 @@ def pool(h: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
 
 
 class SentimentClassifier(L.LightningModule):
-    """encoder -> masked pooling -> dropout -> linear -> sigmoid (binary cross-entropy).
+    """encoder -> masked pooling -> dropout -> linear; sigmoid + BCE for 2 classes, else softmax.
 
-    `encoder_lr_factor` scales the encoder's learning rate relative to the head's
-    (1.0 = one rate for all, as in the reference). `gradual_unfreeze` (ULMFiT) trains
-    only the head in epoch 1, adds the LSTM in epoch 2 and the embedding from epoch 3.
+    Layer groups, bottom to top: embedding, each LSTM layer, head. Fine-tuning switches
+    (all off by default, as the reference; ULMFiT, Howard & Ruder 2018, turns them on):
+    - `lr_decay`: discriminative rates, each group's rate is the one above it / lr_decay
+      (2.6 in ULMFiT); `encoder_lr_factor` further scales every encoder group.
+    - `schedule`: constant, slanted_triangular (linear warm-up over the first
+      `warmup_frac` of steps from lr/32, then linear decay back to lr/32) or one_cycle
+      (torch's OneCycleLR with cosine annealing and momentum cycling).
+    - `gradual_unfreeze`: epoch 1 trains the head only, each later epoch unfreezes the
+      next group down. `freeze_encoder`: only the head ever trains (a linear probe).
     """
 
     def __init__(
         self,
         encoder: dict,
+        num_classes: int = 2,
         pooling: str = "mean",
         dropout: float = 0.5,
         lr: float = 1e-3,
         encoder_lr_factor: float = 1.0,
+        lr_decay: float = 1.0,
+        schedule: str = "constant",
+        warmup_frac: float = 0.1,
         weight_decay: float = 0.0,
         gradual_unfreeze: bool = False,
+        freeze_encoder: bool = False,
     ):
         super().__init__()
         if pooling not in POOLINGS:
-            raise ValueError(f"classifier.pooling must be one of {POOLINGS}, not {pooling!r}")
+            raise LmftError(f"classifier.pooling must be one of {POOLINGS}, not {pooling!r}")
+        if schedule not in SCHEDULES:
+            raise LmftError(f"classifier.schedule must be one of {SCHEDULES}, not {schedule!r}")
+        if num_classes < 2:
+            raise LmftError(f"A classifier needs at least 2 classes, not {num_classes}.")
         self.save_hyperparameters(logger=False)
         self.encoder = LSTMEncoder(**encoder)
-        width = self.encoder.hidden_size * (3 if pooling == "concat" else 1)
+        width = self.encoder.output_size * (3 if pooling == "concat" else 1)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(width, 1)
-        self.val_acc, self.test_acc = BinaryAccuracy(), BinaryAccuracy()
+        self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
+        task = dict(task="binary") if num_classes == 2 else dict(task="multiclass")
+        self.val_acc, self.test_acc = (Accuracy(**task, num_classes=num_classes) for _ in "vt")
+
+    def layer_groups(self) -> list[nn.Module]:
+        """Bottom to top: embedding, LSTM layers, head."""
+        return [*self.encoder.layer_groups(), self.head]
 
     def on_train_epoch_start(self):
-        if self.hparams.gradual_unfreeze:
-            groups = (self.head, self.encoder.lstm, self.encoder.embedding)  # top first
-            for i, group in enumerate(groups):
-                group.requires_grad_(i <= self.current_epoch)
+        hp, top_first = self.hparams, self.layer_groups()[::-1]
+        for depth, group in enumerate(top_first):
+            trainable = depth == 0 or not (
+                hp.freeze_encoder or (hp.gradual_unfreeze and depth > self.current_epoch)
+            )
+            group.requires_grad_(trainable)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits [batch]."""
+        """Logits: [batch] for 2 classes, else [batch, num_classes]."""
         pooled = pool(self.encoder(ids), lengths, self.hparams.pooling)
-        return self.head(self.dropout(pooled)).squeeze(-1).float()
+        logits = self.head(self.dropout(pooled)).float()
+        return logits.squeeze(-1) if self.hparams.num_classes == 2 else logits
+
+    def class_probs(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[batch, num_classes] probabilities (binary too: [1 - p, p])."""
+        logits = self(ids, lengths)
+        if self.hparams.num_classes == 2:
+            p = torch.sigmoid(logits)
+            return torch.stack([1 - p, p], dim=-1)
+        return logits.softmax(-1)
+
+    def loss_and_probs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, y = self(batch["ids"], batch["lengths"]), batch["labels"]
+        if self.hparams.num_classes == 2:
+            return F.binary_cross_entropy_with_logits(logits, y.float()), torch.sigmoid(logits)
+        return F.cross_entropy(logits, y), logits.softmax(-1)
 
     def training_step(self, batch, batch_idx):
-        logits = self(batch["ids"], batch["lengths"])
-        loss = F.binary_cross_entropy_with_logits(logits, batch["labels"])
+        loss, _ = self.loss_and_probs(batch)
         if not torch.isfinite(loss):
             raise LmftError(
                 f"classifier loss became {loss.item()} at step {self.global_step}; "
                 "stopped. Lower classifier.lr or set trainer.gradient_clip_val."
             )
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits))
+        n = len(batch["labels"])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n)
         return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Loader 0 is the validation split, loader 1 the test split (curves only)."""
         split, acc = (("val", self.val_acc), ("test", self.test_acc))[dataloader_idx]
-        logits = self(batch["ids"], batch["lengths"])
-        loss = F.binary_cross_entropy_with_logits(logits, batch["labels"])
-        acc.update(torch.sigmoid(logits), batch["labels"].long())
-        n = len(logits)
+        loss, probs = self.loss_and_probs(batch)
+        acc.update(probs, batch["labels"])
+        n = len(batch["labels"])
         self.log(f"{split}/loss", loss, batch_size=n, add_dataloader_idx=False)
         self.log(f"{split}/acc", acc, batch_size=n, add_dataloader_idx=False)
 
     def configure_optimizers(self):
-        hp = self.hparams
-        groups = [
-            {"params": self.encoder.parameters(), "lr": hp.lr * hp.encoder_lr_factor},
-            {"params": self.head.parameters(), "lr": hp.lr},
+        hp, groups = self.hparams, self.layer_groups()
+        top = len(groups) - 1
+        param_groups = [
+            {
+                "params": list(g.parameters()),
+                "lr": hp.lr * (hp.encoder_lr_factor if depth else 1.0) / hp.lr_decay**depth,
+            }
+            for depth, g in zip(range(top, -1, -1), groups, strict=True)
         ]
-        return torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = torch.optim.Adam(param_groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.schedule == "constant":
+            return opt
+        peak = [g["lr"] for g in param_groups]
+        if hp.schedule == "slanted_triangular":  # ULMFiT's STLR: cut_frac, ratio 32
+            kw = dict(anneal_strategy="linear", div_factor=32.0, final_div_factor=1.0)
+            kw["cycle_momentum"] = False
+        else:
+            kw = {}
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=peak,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            pct_start=hp.warmup_frac,
+            **kw,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -21,6 +21,9 @@ def _summed_ce(h, y, weight, bias):
 class LanguageModel(L.LightningModule):
     """encoder -> dropout -> vocabulary softmax (full, or adaptive for speed on CPU).
 
+    `tie_weights` makes the full softmax share the embedding matrix (needs the encoder's
+    `output_size` equal to `embed_dim`).
+
     `head="adaptive"` uses `nn.AdaptiveLogSoftmaxWithLoss`; token ids are ordered by
     frequency (the tokenizer guarantees it), which is what its clusters assume.
     `loss_chunk` (full head) computes the softmax over that many tokens at a time and
@@ -37,19 +40,27 @@ class LanguageModel(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         loss_chunk: int | None = None,
+        tie_weights: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.encoder = LSTMEncoder(**encoder)
         self.dropout = nn.Dropout(dropout)
-        vocab, hidden = encoder["vocab_size"], self.encoder.hidden_size
+        vocab, hidden = encoder["vocab_size"], self.encoder.output_size
+        if tie_weights and (head != "full" or hidden != self.encoder.kwargs["embed_dim"]):
+            raise LmftError(
+                f"lm.tie_weights needs lm.head=full (got {head}) and model.output_size equal to "
+                f"model.embed_dim (got {hidden} and {self.encoder.kwargs['embed_dim']})."
+            )
         if head == "adaptive":
             cuts = [c for c in cutoffs if c < vocab - 1]
             self.head = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cuts, div_value=4.0)
         elif head == "full":
             self.head = nn.Linear(hidden, vocab)
+            if tie_weights:  # the softmax reuses the input embedding matrix (Press & Wolf 2017)
+                self.head.weight = self.encoder.embedding.weight
         else:
-            raise ValueError(f"lm.head must be 'full' or 'adaptive', not {head!r}")
+            raise LmftError(f"lm.head must be 'full' or 'adaptive', not {head!r}")
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy of predicting token t+1 from tokens <= t, padding excluded."""

@@ -1,0 +1,169 @@
+"""A user's labeled dataset (CSV / TSV / JSONL, or a folder per label) and plain-text corpora.
+
+    data=text_classification data.train=reviews.csv [data.test=...] [data.validation=...]
+    pretrain_data=text_files pretrain_data.files=[corpus/*.txt]
+
+Labels are read as strings and numbered in the order of `data.labels` (or sorted, numerically
+when they all are integers); every file is checked, so a typo in one row is an error that
+names the file, the row and the labels that exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import random
+from pathlib import Path
+
+from lmft.data.imdb import Reviews
+from lmft.errors import LmftError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+def _format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in FORMATS:
+        return FORMATS[path.suffix.lower()]
+    raise LmftError(
+        f"Cannot tell the format of {path} from its extension; set data.format to one of "
+        "csv, tsv, jsonl, folder."
+    )
+
+
+def _rows(path: Path, fmt: str) -> list[dict]:
+    if fmt == "jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError as e:
+                        raise LmftError(f"{path}, line {i}: not valid JSON ({e}).") from e
+        return rows
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ","))
+
+
+def read_labeled(path: str | Path, fmt: str, text_column: str, label_column: str):
+    """(texts, label strings) of one file, or of a folder with one subfolder of .txt per label."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise LmftError(f"Dataset file {path} does not exist.")
+    fmt = _format(path, fmt)
+    if fmt == "folder":
+        files = sorted(p for p in path.glob("*/*") if p.is_file())
+        texts = [p.read_text(encoding="utf-8").strip() for p in files]
+        labels = [p.parent.name for p in files]
+    else:
+        rows = _rows(path, fmt)
+        if rows:
+            missing = [c for c in (text_column, label_column) if c not in rows[0]]
+            if missing:
+                raise LmftError(
+                    f"{path} has no column {', '.join(map(repr, missing))}; its columns are "
+                    f"{', '.join(map(repr, rows[0]))}. Set data.text_column / data.label_column."
+                )
+        texts = [str(r.get(text_column) or "").strip() for r in rows]
+        labels = [str(r.get(label_column, "")).strip() for r in rows]
+    if not texts:
+        raise LmftError(f"{path} holds no examples.")
+    empty = [i for i, (t, y) in enumerate(zip(texts, labels, strict=True)) if not t or not y]
+    if empty:
+        raise LmftError(
+            f"{path}: {len(empty)} example(s) with an empty text or label (first: example "
+            f"{empty[0] + 1}). Remove them or fill them in."
+        )
+    return texts, labels
+
+
+def label_names(train_labels: list[str], given: list | None) -> list[str]:
+    if given:
+        return [str(x) for x in given]
+    found = sorted(set(train_labels))
+    if all(x.lstrip("-").isdigit() for x in found):
+        found.sort(key=int)
+    return found
+
+
+def to_reviews(texts: list[str], labels: list[str], names: list[str], where: str) -> Reviews:
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted(set(labels) - index.keys())
+    if unknown:
+        raise LmftError(
+            f"{where} has label(s) {', '.join(map(repr, unknown[:5]))} that are not among the "
+            f"classes {names}. Fix the data, or list every class in data.labels."
+        )
+    return Reviews(texts, [index[y] for y in labels], [0] * len(texts))
+
+
+def holdout(data: Reviews, fraction: float, seed: int) -> tuple[Reviews, Reviews]:
+    """(rest, held out): `fraction` of each label's examples, drawn with `seed`."""
+    if not 0 < fraction < 1:
+        raise LmftError(f"data.test_fraction={fraction} must be between 0 and 1.")
+    held: set[int] = set()
+    for c in sorted(set(data.labels)):
+        members = [i for i, y in enumerate(data.labels) if y == c]
+        random.Random(seed).shuffle(members)
+        held |= set(members[: max(1, round(fraction * len(members)))])
+
+    def pick(keep: bool) -> Reviews:
+        idx = [i for i in range(len(data)) if (i in held) != keep]
+        return Reviews(
+            *([getattr(data, f)[i] for i in idx] for f in ("texts", "labels", "ratings"))
+        )
+
+    return pick(True), pick(False)
+
+
+def read_text_classification(cfg) -> tuple[dict[str, Reviews], list[str]]:
+    """Splits train / test (/ val when a validation file is given) and the class names."""
+    cols = (cfg.format, cfg.text_column, cfg.label_column)
+    raw = {"train": read_labeled(cfg.train, *cols)}
+    for split, path in (("val", cfg.validation), ("test", cfg.test)):
+        if path:
+            raw[split] = read_labeled(path, *cols)
+    names = label_names(raw["train"][1], cfg.labels)
+    if len(names) < 2:
+        raise LmftError(f"{cfg.train} has only the label {names}; a classifier needs two or more.")
+    splits = {
+        s: to_reviews(*raw[s], names, path)
+        for s, path in (("train", cfg.train), ("val", cfg.validation), ("test", cfg.test))
+        if s in raw
+    }
+    if "test" not in splits:
+        splits["train"], splits["test"] = holdout(
+            splits["train"], cfg.test_fraction, cfg.split_seed
+        )
+    return splits, names
+
+
+def text_file_paths(patterns: list[str]) -> list[Path]:
+    """Files matching the globs, sorted; an error names any pattern that matched nothing."""
+    paths: list[Path] = []
+    for pat in patterns:
+        found = sorted(Path(p) for p in glob.glob(str(Path(pat).expanduser()), recursive=True))
+        found = [p for p in found if p.is_file()]
+        if not found:
+            raise LmftError(f"pretrain_data.files: {pat!r} matches no file.")
+        paths += found
+    return paths
+
+
+def read_plain_texts(paths: list[Path], doc_per: str) -> list[str]:
+    """Documents: one per non-empty line (doc_per=line) or one per file (doc_per=file)."""
+    if doc_per not in ("line", "file"):
+        raise LmftError(f"pretrain_data.doc_per must be 'line' or 'file', not {doc_per!r}.")
+    docs = []
+    for p in paths:
+        text = p.read_text(encoding="utf-8")
+        docs += [t.strip() for t in text.splitlines()] if doc_per == "line" else [text.strip()]
+    docs = [d for d in docs if d]
+    if not docs:
+        raise LmftError(f"pretrain_data.files ({len(paths)} file(s)) hold no text.")
+    return docs

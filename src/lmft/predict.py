@@ -1,0 +1,121 @@
+"""Classify texts with a fine-tuned run (its folder holds model.pt).
+
+    python -m lmft.predict outputs/sweeps/quick/init=pretrained,n=1000,seed=0 "A fine film." "Dull."
+    lmft-predict RUN_DIR --file reviews.txt --json      # one text per line; --file - for stdin
+    echo "Great acting, weak plot." | lmft-predict RUN_DIR
+
+Prints one line per text, in input order: label, its probability, the text (or, with --json,
+one JSON object per line with every class's probability).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from lmft.data.datamodules import collate
+from lmft.errors import LmftError
+from lmft.models import SentimentClassifier
+
+
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """(model in eval mode on `device`, tokenizer, class names, max_len) of a fine-tuned run."""
+    path = Path(run_dir) / "model.pt"
+    if not path.exists():
+        raise LmftError(
+            f"No model.pt in {run_dir}. Give the folder of a finished fine-tuning run "
+            "(outputs/sweeps/<name>/<cell>), trained with classifier.save_model=true (default)."
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model = SentimentClassifier(**blob["hparams"])
+        model.load_state_dict(blob["state_dict"])
+        tok = Tokenizer.from_str(blob["tokenizer"])
+    except Exception as e:
+        raise LmftError(f"{path} is unreadable or truncated ({type(e).__name__}: {e}).") from e
+    return model.eval().to(device), tok, blob["labels"], blob["max_len"]
+
+
+@torch.inference_mode()
+def predict(
+    model: SentimentClassifier,
+    tok: Tokenizer,
+    labels: list[str],
+    texts: list[str],
+    max_len: int,
+    batch_size: int = 64,
+) -> list[dict]:
+    """One dict per text (input order): label, probability, probabilities per class."""
+    seqs = [torch.tensor(e.ids[:max_len]) for e in tok.encode_batch(texts)]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # less padding per batch
+    device = next(model.parameters()).device
+    probs: list[list[float] | None] = [None] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collate([(seqs[i], 0) for i in idx])
+        p = model.class_probs(batch["ids"].to(device), batch["lengths"].to(device)).cpu()
+        for i, row in zip(idx, p.tolist(), strict=True):
+            probs[i] = row
+    out = []
+    for text, row in zip(texts, probs, strict=True):
+        best = max(range(len(row)), key=row.__getitem__)
+        out.append(
+            {
+                "text": text,
+                "label": labels[best],
+                "probability": row[best],
+                "probabilities": dict(zip(labels, row, strict=True)),
+            }
+        )
+    return out
+
+
+def read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        f = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        with f:
+            texts += [line.strip() for line in f if line.strip()]
+    elif not texts:
+        if sys.stdin.isatty():
+            raise LmftError("No texts: give them as arguments, with --file, or on stdin.")
+        texts = [line.strip() for line in sys.stdin if line.strip()]
+    if not texts:
+        raise LmftError("No texts to classify (the input was empty).")
+    return texts
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="lmft-predict", description="Classify texts with a fine-tuned lmft run."
+    )
+    ap.add_argument("run_dir", help="folder of a fine-tuning run (holds model.pt)")
+    ap.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
+    ap.add_argument("--file", help="one text per line; '-' reads stdin")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda")
+    args = ap.parse_args(argv)
+    try:
+        device = args.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, tok, labels, max_len = load_run(args.run_dir, device)
+        results = predict(model, tok, labels, read_texts(args), max_len, args.batch_size)
+    except (LmftError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    for r in results:
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False))
+        else:
+            print(f"{r['label']}\t{r['probability']:.3f}\t{r['text']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Your own data: CSV / JSONL / folder datasets, plain-text pretraining corpora, prediction."""
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from conftest import FILLER, NEG, POS
+
+from lmft import finetune, predict, pretrain
+from lmft.data import LMDataModule, load_corpus
+from lmft.errors import LmftError
+
+MID = ["okay", "average", "fine", "decent", "mixed", "passable"]
+WORDS = {"neg": NEG, "pos": POS, "mid": MID, "meh": MID}
+
+
+def text(rng: random.Random, label: str) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(6, 20))]
+    for _ in range(3):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS[label]))
+    return " ".join(words) + "."
+
+
+def examples(labels, n_per_label: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = [{"text": text(rng, y), "label": y} for y in labels for _ in range(n_per_label)]
+    rng.shuffle(rows)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], text_col="text", label_col="label") -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([label_col, "id", text_col])
+        w.writerows([r["label"], i, r["text"]] for i, r in enumerate(rows))
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def base(tmp_path, *extra) -> list[str]:
+    return [
+        "experiment=smoke",
+        "data=text_classification",
+        f"data.cache_dir={tmp_path}/cache",
+        f"paths.outputs={tmp_path}/outputs",
+        "data.val_size=0.2",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def binary_csv(tmp_path):
+    train = write_csv(tmp_path / "train.csv", examples(["neg", "pos"], 100, 0))
+    test = write_csv(tmp_path / "test.csv", examples(["neg", "pos"], 40, 1))
+    return base(tmp_path, f"data.train={train}", f"data.test={test}")
+
+
+def test_binary_csv_runs_both_stages_and_predict_round_trips(binary_csv, cfg_for, tmp_path):
+    cfg = cfg_for("pretrain", binary_csv)
+    pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    cfg = cfg_for("finetune", [*binary_csv, "classifier.epochs=3"])
+    cell = Path(cfg.paths.sweep_dir) / cfg.cell
+    m = finetune.run(cfg, cell)
+    assert (m["n_val"], m["n_test"], m["train_size"]) == (40, 80, 160)
+
+    model, tok, labels, max_len = predict.load_run(cell)
+    assert labels == ["neg", "pos"] and model.head.out_features == 1  # binary: sigmoid
+    rows = list(csv.DictReader((tmp_path / "test.csv").read_text().splitlines()))
+    out = predict.predict(model, tok, labels, [r["text"] for r in rows], max_len, batch_size=7)
+    acc = sum(o["label"] == r["label"] for o, r in zip(out, rows, strict=True)) / len(rows)
+    # model.pt holds the best-validation epoch: the accuracy the report uses
+    assert acc == pytest.approx(m["test/acc_at_best_val"])
+    assert all(o["probability"] >= 0.5 for o in out)
+    assert all(sum(o["probabilities"].values()) == pytest.approx(1) for o in out)
+
+
+def test_predict_cli_args_stdin_json_and_errors(binary_csv, cfg_for, tmp_path, capsys):
+    cfg = cfg_for("finetune", [*binary_csv, "init=scratch", "classifier.epochs=1"])
+    cell = Path(cfg.paths.sweep_dir) / cfg.cell
+    finetune.run(cfg, cell)
+    capsys.readouterr()
+    predict.main([str(cell), "a great wonderful film", "boring awful mess"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in {"neg", "pos"}
+    assert lines[1].endswith("\tboring awful mess")
+    done = subprocess.run(
+        [sys.executable, "-m", "lmft.predict", str(cell), "--json", "--batch-size", "1"],
+        input="great movie\n\nawful plot\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    objs = [json.loads(x) for x in done.stdout.splitlines()]
+    assert [o["text"] for o in objs] == ["great movie", "awful plot"]
+    assert set(objs[0]["probabilities"]) == {"neg", "pos"}
+    with pytest.raises(SystemExit) as e:
+        predict.main([str(tmp_path)])
+    assert e.value.code == 2 and "No model.pt" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(SystemExit):
+        predict.main([str(cell), "--file", str(empty)])
+    assert "empty" in capsys.readouterr().err
+    assert any(ep.value == "lmft.predict:main" for ep in entry_points(name="lmft-predict"))
+
+
+def test_three_class_jsonl_softmax_head(cfg_for, tmp_path):
+    rows = examples(["neg", "mid", "pos"], 60, 0)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = cfg_for(
+        "finetune",
+        base(
+            tmp_path,
+            f"data.train={train}",
+            "init=scratch",
+            "classifier.epochs=6",
+            "classifier.lr=0.01",
+        ),
+    )
+    m = finetune.run(cfg, tmp_path / "cell")
+    assert m["n_test"] == 36 and m["n_val"] == 29  # 20% of each label held out, then 20% val
+    model, _, labels, _ = predict.load_run(tmp_path / "cell")
+    assert labels == ["mid", "neg", "pos"] and model.head.out_features == 3
+    assert m["test/acc_at_best_val"] > 0.6  # chance is 1/3
+
+
+def test_folder_per_label_and_stratified_holdout(cfg_for, tmp_path):
+    root = tmp_path / "reviews"
+    for i, r in enumerate(examples(["neg", "pos"], 30, 0)):
+        (root / r["label"]).mkdir(parents=True, exist_ok=True)
+        (root / r["label"] / f"{i}.txt").write_text(r["text"])
+    cfg = cfg_for("finetune", base(tmp_path, f"data.train={root}", "data.test_fraction=0.25"))
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
+    train, test = corpus.splits["train"], corpus.splits["test"]
+    assert corpus.labels == ["neg", "pos"]
+    assert len(test) == 16 and test.labels.tolist().count(1) == 8  # 25% of each label
+    assert len(train) == 44 and train.labels.tolist().count(0) == 22
+
+
+def test_plain_text_corpus_for_the_lm(binary_csv, cfg_for, tmp_path):
+    docs = tmp_path / "corpus"
+    docs.mkdir()
+    (docs / "a.txt").write_text("zyzzyva is a word\n\nonly the corpus has it\n")
+    (docs / "b.txt").write_text("one more line\n")
+    files = f"pretrain_data.files=[{docs}/*.txt]"
+    only = cfg_for(
+        "pretrain",
+        [*binary_csv, "pretrain_data=text_files", files, "pretrain_data.include_task=false"],
+    )
+    corpus = load_corpus(only.data, only.pretrain_data)
+    assert len(corpus.splits["extra"]) == 3  # one document per non-empty line
+    assert corpus.tokenizer.token_to_id("zyzzyva") is not None
+    lm = dict(batch_size=4, max_len=16, val_size=0.2, split_seed=0, seed=0)
+    dm = LMDataModule(corpus, include_task=False, **lm)
+    dm.setup()
+    assert sum(len(d) for d in dm.train_sets) == 3
+    dm = LMDataModule(corpus, include_task=True, **lm)
+    dm.setup()
+    assert sum(len(d) for d in dm.train_sets) == 3 + 160
+    per_file = cfg_for(
+        "pretrain", [*binary_csv, "pretrain_data=text_files", files, "pretrain_data.doc_per=file"]
+    )
+    assert len(load_corpus(per_file.data, per_file.pretrain_data).splits["extra"]) == 2
+    m = pretrain.run(only, Path(only.paths.pretrain_dir))
+    assert m["history"][-1]["val/ppl"] > 0  # trains on 3 lines, measured on the task's val
+
+
+def test_clear_errors_for_bad_data(binary_csv, cfg_for, tmp_path):
+    def corpus(*extra):
+        cfg = cfg_for("finetune", [*binary_csv, *extra])
+        return load_corpus(cfg.data, cfg.pretrain_data)
+
+    with pytest.raises(LmftError, match="no column 'review'.*'label', 'id', 'text'"):
+        corpus("data.text_column=review")
+    bad = write_csv(tmp_path / "bad.csv", examples(["neg", "pos", "meh"], 5, 3))
+    with pytest.raises(LmftError, match="label.*'meh'.*not among the classes"):
+        corpus(f"data.test={bad}")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(LmftError, match="holds no examples"):
+        corpus(f"data.test={empty}")
+    with pytest.raises(LmftError, match="does not exist"):
+        corpus(f"data.train={tmp_path}/nope.csv")
+    with pytest.raises(LmftError, match="matches no file"):
+        corpus("pretrain_data=text_files", f"pretrain_data.files=[{tmp_path}/none/*.txt]")
+    with pytest.raises(LmftError, match="include_task=false needs"):
+        corpus("pretrain_data.include_task=false")
+    (tmp_path / "train.csv.bak").write_text("x")
+    with pytest.raises(LmftError, match="data.format"):
+        corpus(f"data.train={tmp_path}/train.csv.bak")
