@@ -157,6 +157,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     best = BestWeights()
     trainer = make_trainer(cfg, out_dir, epochs, [history, best])
     trainer.fit(model, dm)
+    if not trainer.is_global_zero:  # DDP: rank 0 alone writes the results
+        return {}
     if c.save_model:
         save_model(out_dir / "model.pt", model, best.state, corpus, c.max_len)
 

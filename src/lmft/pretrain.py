@@ -95,6 +95,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if last.exists():
         print(f"[pretrain] resuming from {last}")
     trainer.fit(model, dm, ckpt_path=str(last) if last.exists() else None)
+    if not trainer.is_global_zero:  # DDP: rank 0 alone writes the results
+        return {}
 
     val_loss = float(trainer.callback_metrics["val/loss"])
     metrics = {

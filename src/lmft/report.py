@@ -43,7 +43,8 @@ def load_cells(sweep_dir: Path) -> tuple[list[dict], list[Path]]:
             "first (or `make sweep EXP=...`)."
         )
     cells, unfinished = [], []
-    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+    # hidden folders are launchers' own (e.g. submitit's .submitit/), never cells
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             m = json.loads((d / "metrics.json").read_text())
             if all(k in m for k in REQUIRED):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 import lmft
 from lmft.data.corpus import Corpus
@@ -24,7 +25,15 @@ from lmft.io import write_csv, write_json
 _NOT_RESULTS = {
     "data": {"archive", "data_dir", "download", "cache_dir", "num_workers", "anchors"},
     "classifier": {"save_model"},
-    "trainer": {"progress_bar", "num_threads", "log_every_n_steps", "devices", "accelerator"},
+    "trainer": {
+        "progress_bar",
+        "num_threads",
+        "log_every_n_steps",
+        "devices",
+        "accelerator",
+        "strategy",  # DDP shards each batch over processes: the same result (up to float noise)
+        "num_nodes",
+    },
 }
 # What decides each stage's result (data keys that only stage 2 reads are left out of stage 1).
 _STAGE_KEYS = {
@@ -34,6 +43,16 @@ _STAGE_KEYS = {
         set(),
     ),
 }
+
+
+def job_gpu(n_gpus: int) -> list[int]:
+    """`trainer.devices='${lmft.job_gpu:N}'`: job k of a sweep runs on GPU k mod N (joblib)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return [HydraConfig.get().job.num % int(n_gpus)]
+
+
+OmegaConf.register_new_resolver("lmft.job_gpu", job_gpu, replace=True)
 
 
 def run_identity(cfg: DictConfig, stage: str) -> dict:
@@ -113,7 +132,12 @@ class EpochLog(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         """Without a progress bar, long epochs still report every ~10% of their steps."""
         n = trainer.num_training_batches
-        if trainer.progress_bar_callback is None and n >= 50 and (batch_idx + 1) % (n // 10) == 0:
+        if (
+            trainer.is_global_zero
+            and trainer.progress_bar_callback is None
+            and n >= 50
+            and (batch_idx + 1) % (n // 10) == 0
+        ):
             loss = float(outputs["loss"]) if isinstance(outputs, dict) else float("nan")
             print(
                 f"[{self.label}] epoch {trainer.current_epoch + 1}: step {batch_idx + 1}/{n}"
@@ -131,7 +155,8 @@ class EpochLog(L.Callback):
         row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(time.time() - self.t0, 1)}
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
-        print(f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs}  {shown}", flush=True)
+        if trainer.is_global_zero:
+            print(f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs}  {shown}", flush=True)
 
     # Saved in Lightning checkpoints, so a resumed run keeps the epochs before the interruption.
     def state_dict(self) -> dict:
@@ -151,6 +176,9 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        use_distributed_sampler=False,  # BucketBatchSampler shards its batches over ranks itself
         precision=t.precision,
         max_epochs=max_epochs,
         gradient_clip_val=t.gradient_clip_val,
@@ -195,12 +223,52 @@ def save_results(
     return metrics
 
 
-def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
-    """Body of every @hydra.main: call `run` in Hydra's output dir; user errors exit 2 cleanly."""
-    from hydra.core.hydra_config import HydraConfig
+def _relaunch_as_this_job(hc) -> None:
+    """Lightning's `ddp` starts ranks > 0 by re-running `sys.argv` + `hydra.run.dir=<run.dir>`.
 
+    Under `-m` that would be the whole sweep, in another folder: make it this job alone, in
+    this job's folder.
+    """
+    sys.argv = [sys.argv[0], *hc.overrides.task]
+    with read_write(hc.run):
+        hc.run.dir = hc.runtime.output_dir
+
+
+def _check_ddp_launcher(cfg: DictConfig, hc) -> None:
+    """Only the basic launcher runs jobs in the process that got the command line, so only there
+    can Lightning re-launch ranks; on SLURM, submitit starts one task per device itself."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    many = str(cfg.trainer.strategy).startswith("ddp") and str(cfg.trainer.devices) != "1"
+    basic = hc.launcher._target_.endswith("BasicLauncher")
+    if many and not basic and not SLURMEnvironment.detect():
+        raise LmftError(
+            f"trainer.strategy={cfg.trainer.strategy} with several devices needs the basic "
+            "launcher (plain -m) or SLURM (hydra/launcher=slurm starts one task per device); "
+            "under joblib or submitit_local give each cell one device (README: Scaling out)."
+        )
+
+
+def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
+    """Body of every @hydra.main: call `run` in Hydra's output dir; user errors exit 2 cleanly.
+
+    Each call leaves the process as it found it (environment, no process group), so that the
+    next job of a multirun can start DDP afresh.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc, env = HydraConfig.get(), dict(os.environ)
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        if hc.mode == RunMode.MULTIRUN:
+            _check_ddp_launcher(cfg, hc)
+            _relaunch_as_this_job(hc)
+        run(cfg, Path(hc.runtime.output_dir))
     except LmftError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(env)

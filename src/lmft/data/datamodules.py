@@ -87,6 +87,8 @@ class TokenDataset(Dataset):
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length (less padding), in a random order that depends only on seed+epoch.
 
+    `batch_size` is the global batch: under DDP each rank takes its share of every batch.
+
     Shuffle, cut into pools of `pool_batches` batches, sort each pool by length, batch,
     then shuffle the batches. With shuffle=False: batches in length order (for evaluation).
     """
@@ -109,6 +111,18 @@ class BucketBatchSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size)
 
     def __iter__(self):
+        """This process's share of every batch (all of it without DDP; see `_shard`)."""
+        rank, world = _rank_and_world()
+        for batch in self._batches():
+            shard = batch[rank::world]
+            if shard:
+                yield shard
+            elif self.shuffle:  # training: every rank must take a step (DDP syncs gradients)
+                yield batch[:1]
+
+    def _batches(self):
+        """The batches a single process would see; under DDP each is split over the ranks, so
+        results do not depend on the number of processes (up to floating-point noise)."""
         n = len(self.lengths)
         if not self.shuffle:
             order = torch.argsort(self.lengths, stable=True)
@@ -127,6 +141,13 @@ class BucketBatchSampler(Sampler[list[int]]):
             ]
         for b in torch.randperm(len(batches), generator=g).tolist():
             yield batches[b].tolist()
+
+
+def _rank_and_world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def collate(batch: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:

@@ -114,7 +114,7 @@ class SentimentClassifier(L.LightningModule):
                 "stopped. Lower classifier.lr or set trainer.gradient_clip_val."
             )
         n = len(batch["labels"])
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -123,7 +123,7 @@ class SentimentClassifier(L.LightningModule):
         loss, probs = self.loss_and_probs(batch)
         acc.update(probs, batch["labels"])
         n = len(batch["labels"])
-        self.log(f"{split}/loss", loss, batch_size=n, add_dataloader_idx=False)
+        self.log(f"{split}/loss", loss, batch_size=n, add_dataloader_idx=False, sync_dist=True)
         self.log(f"{split}/acc", acc, batch_size=n, add_dataloader_idx=False)
 
     def configure_optimizers(self):

@@ -106,7 +106,7 @@ class LanguageModel(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         n_tokens = int((batch["lengths"] - 1).clamp(min=0).sum())
-        self.log("val/loss", self.loss(batch), on_epoch=True, batch_size=n_tokens)
+        self.log("val/loss", self.loss(batch), on_epoch=True, batch_size=n_tokens, sync_dist=True)
 
     def on_validation_epoch_end(self):
         loss = self.trainer.callback_metrics.get("val/loss")
