@@ -10,10 +10,10 @@ ARGS ?=
 PORT ?= 6006
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run pretrain sweep report smoke test lint format bench gpu-wheels gpu-check tensorboard clean
+.PHONY: help setup run pretrain sweep report smoke example test lint format bench gpu-wheels gpu-check tensorboard clean
 
 help: ## Show this help
-	@echo "usage: make <target> [EXP=quick|smoke|seed|seed_fast] [ARGS='hydra overrides']"
+	@echo "usage: make <target> [EXP=quick|smoke|seed|seed_fast|ulmfit|ulmfit_quick|tickets] [ARGS='hydra overrides']"
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
@@ -47,6 +47,10 @@ report: $(BIN)/.installed ## Summary table, paired gaps with 95% CIs and figures
 
 smoke: ## The whole pipeline on the tiny smoke preset (< 2 min on 2 CPU cores)
 	$(MAKE) --no-print-directory run EXP=smoke
+
+example: $(BIN)/.installed ## Worked example on your-own-data: writes docs/example/data, then make run EXP=tickets
+	$(BIN)/python docs/example/make_data.py
+	$(MAKE) --no-print-directory run EXP=tickets
 
 test: $(BIN)/.installed ## Run the test suite (unit + integration on the real archive; < 5 min)
 	$(BIN)/python -m pytest -q

@@ -24,6 +24,7 @@ from lmft.models import SentimentClassifier
 from lmft.models.encoder import load_encoder_state
 from lmft.training import (
     EpochLog,
+    data_kwargs,
     encoder_kwargs,
     entry,
     make_trainer,
@@ -128,10 +129,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         test_size=cfg.data.test_size,
         batch_size=c.batch_size,
         max_len=c.max_len,
-        val_size=cfg.data.val_size,
-        split_seed=cfg.data.split_seed,
         seed=cfg.seed,
-        num_workers=cfg.data.num_workers,
+        **data_kwargs(cfg),
     )
     kwargs = encoder_kwargs(cfg, corpus)
     model = SentimentClassifier(

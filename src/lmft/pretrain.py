@@ -25,6 +25,7 @@ from lmft.models import LanguageModel
 from lmft.models.encoder import load_encoder_state, save_encoder
 from lmft.training import (
     EpochLog,
+    data_kwargs,
     encoder_kwargs,
     entry,
     make_trainer,
@@ -65,10 +66,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         include_task=cfg.pretrain_data.include_task,
         batch_size=lm.batch_size,
         max_len=lm.max_len,
-        val_size=cfg.data.val_size,
-        split_seed=cfg.data.split_seed,
         seed=lm.seed,
-        num_workers=cfg.data.num_workers,
+        **data_kwargs(cfg),
     )
     kwargs = encoder_kwargs(cfg, corpus)
     model = LanguageModel(

@@ -281,7 +281,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         write_csv(out_dir / "gaps.csv", gaps)
     learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png")
     epochs_figure(name, cells, out_dir / "epochs.png")
-    anchors = OmegaConf.to_container(cfg.data.get("anchors") or {})
+    anchors = cfg.data.get("anchors")
+    anchors = OmegaConf.to_container(anchors) if anchors else {}
     md = markdown(name, cfg.metric, summary, gaps, len(cells), unfinished, anchors)
     write_text(out_dir / "summary.md", md)
     print(md.split("![")[0].rstrip())

@@ -99,6 +99,12 @@ def read_finished(path: Path, identity: dict, what: str, remedy: str = "") -> di
     return metrics
 
 
+def data_kwargs(cfg: DictConfig) -> dict:
+    """The DataModule arguments both stages take from the data config."""
+    d = cfg.data
+    return dict(val_size=d.val_size, split_seed=d.split_seed, num_workers=d.num_workers)
+
+
 def encoder_kwargs(cfg: DictConfig, corpus: Corpus) -> dict:
     return {"vocab_size": corpus.tokenizer.get_vocab_size(), **OmegaConf.to_container(cfg.model)}
 
