@@ -197,3 +197,30 @@ def test_clear_errors_for_bad_data(binary_csv, cfg_for, tmp_path):
     (tmp_path / "train.csv.bak").write_text("x")
     with pytest.raises(LmftError, match="data.format"):
         corpus(f"data.train={tmp_path}/train.csv.bak")
+
+
+def test_validation_file_is_the_whole_validation_split(binary_csv, cfg_for, tmp_path):
+    from lmft.data import ClassificationDataModule
+
+    val = write_csv(tmp_path / "val.csv", examples(["neg", "pos"], 15, 2))
+    cfg = cfg_for("finetune", [*binary_csv, f"data.validation={val}"])
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
+    dm = ClassificationDataModule(
+        corpus, train_size="all", batch_size=8, max_len=32, val_size=0.2, split_seed=0, seed=0
+    )
+    assert len(dm.val_idx) == 30 and dm.train_size == 200  # no examples held out of train
+    dm.setup()
+    assert dm.val_set.encoded is corpus.splits["val"]
+
+
+def test_tsv_with_own_column_names(tmp_path):
+    from lmft.data.text_files import read_labeled
+
+    path = tmp_path / "d.tsv"
+    path.write_text("sentence\tclass\tnote\nfine, really fine\t1\tx\nawful\t0\ty\n")
+    texts, labels = read_labeled(path, "auto", "sentence", "class")
+    assert texts == ["fine, really fine", "awful"] and labels == ["1", "0"]
+    from lmft.data.text_files import label_names
+
+    assert label_names(["10", "2", "1", "2"], None) == ["1", "2", "10"]  # integers: numeric order
+    assert label_names(["b", "a"], ["b", "a"]) == ["b", "a"]  # data.labels fixes the order

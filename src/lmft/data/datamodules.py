@@ -111,7 +111,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size)
 
     def __iter__(self):
-        """This process's share of every batch (all of it without DDP; see `_shard`)."""
+        """This process's share of every batch (all of it without DDP; see `_batches`)."""
         rank, world = _rank_and_world()
         for batch in self._batches():
             shard = batch[rank::world]
