@@ -118,7 +118,12 @@ def test_finetune_metrics_and_skip(pretrained, cfg_for, overrides, capsys):
 def test_same_seed_same_metrics(cfg_for, overrides, tmp_path):
     cfg = cfg_for("finetune", [*overrides, "init=scratch", "data.train_size=60"])
     a = finetune.run(cfg, tmp_path / "a")
-    b = finetune.run(cfg, tmp_path / "b")
+    no_model = cfg_for(
+        "finetune",
+        [*overrides, "init=scratch", "data.train_size=60", "classifier.save_model=false"],
+    )
+    b = finetune.run(no_model, tmp_path / "b")
+    assert (tmp_path / "a/model.pt").exists() and not (tmp_path / "b/model.pt").exists()
     untimed = [
         [{k: v for k, v in r.items() if k != "time_s"} for r in m["history"]] for m in (a, b)
     ]

@@ -154,7 +154,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if c.max_examples:  # a per-cell compute cap: large labeled sets get fewer epochs
         epochs = min(epochs, math.ceil(c.max_examples / dm.train_size))
     best = BestWeights()
-    trainer = make_trainer(cfg, out_dir, epochs, [history, best])
+    trainer = make_trainer(cfg, out_dir, epochs, [history, best] if c.save_model else [history])
     trainer.fit(model, dm)
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the results
         return {}
