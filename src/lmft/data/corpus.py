@@ -160,6 +160,8 @@ def read_splits(data_cfg, pretrain_cfg, task: list[Path], extra: list[Path]):
 def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     """Tokenizer + ids for the `data` and `pretrain_data` configs, from cache when possible."""
     task, extra = input_files(data_cfg, pretrain_cfg)
+    if not pretrain_cfg.include_task and not extra:
+        raise LmftError("pretrain_data.include_task=false needs pretrain_data.files to read.")
     cache = Path(data_cfg.cache_dir) / cache_key(task + extra, data_cfg, pretrain_cfg)
     tok_path, ids_path = cache / "tokenizer.json", cache / "ids.pt"
     if tok_path.exists() and ids_path.exists():
@@ -177,8 +179,6 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     t0 = time.time()
     print(f"Reading {', '.join(map(str, task))} ...", file=sys.stderr)
     texts, names = read_splits(data_cfg, pretrain_cfg, task, extra)
-    if not pretrain_cfg.include_task and not len(texts["extra"]):
-        raise LmftError("pretrain_data.include_task=false needs pretrain_data.files to read.")
     # Fitted on training text only (labeled train, unlabeled, pretraining corpus); never on
     # validation or test texts.
     fit_on = texts["train"].texts + texts["unsup"].texts + texts["extra"].texts
