@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from lmft.data.datamodules import collate
+from lmft.data.datamodules import BucketBatchSampler, collate
 from lmft.errors import LmftError
 from lmft.models import SentimentClassifier
 
@@ -52,11 +52,10 @@ def predict(
 ) -> list[dict]:
     """One dict per text (input order): label, probability, probabilities per class."""
     seqs = [torch.tensor(e.ids[:max_len]) for e in tok.encode_batch(texts)]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # less padding per batch
+    lengths = torch.tensor([len(x) for x in seqs])
     device = next(model.parameters()).device
     probs: list[list[float] | None] = [None] * len(seqs)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in BucketBatchSampler(lengths, batch_size, shuffle=False):  # length order: less padding
         batch = collate([(seqs[i], 0) for i in idx])
         p = model.class_probs(batch["ids"].to(device), batch["lengths"].to(device)).cpu()
         for i, row in zip(idx, p.tolist(), strict=True):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -97,15 +96,7 @@ def _subsample(reviews: Reviews, per_class: int | None, seed: int = 0) -> Review
     """At most `per_class` reviews of each label (for tiny presets); deterministic."""
     if per_class is None:
         return reviews
-    keep: list[int] = []
-    for lab in sorted(set(reviews.labels)):
-        idx = [i for i, y in enumerate(reviews.labels) if y == lab]
-        random.Random(seed).shuffle(idx)
-        keep += sorted(idx[:per_class])
-    keep.sort()
-    return Reviews(
-        *([getattr(reviews, f)[i] for i in keep] for f in ("texts", "labels", "ratings"))
-    )
+    return reviews.subset(reviews.per_label(lambda n: per_class, seed))
 
 
 # Data settings that change neither the tokenizer nor the texts read (left out of the cache key).

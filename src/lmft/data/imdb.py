@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import sys
 import tarfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,21 @@ class Reviews:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def per_label(self, take: Callable[[int], int], seed: int) -> list[int]:
+        """Indices (sorted) of `take(n)` random examples of each label that has n, drawn with
+        `seed`."""
+        out: list[int] = []
+        for lab in sorted(set(self.labels)):
+            members = [i for i, y in enumerate(self.labels) if y == lab]
+            random.Random(seed).shuffle(members)
+            out += members[: take(len(members))]
+        return sorted(out)
+
+    def subset(self, indices: list[int]) -> Reviews:
+        return Reviews(
+            *([getattr(self, f)[i] for i in indices] for f in ("texts", "labels", "ratings"))
+        )
 
 
 def find_archive(path: str | None = None, data_dir: str = "data", download: bool = True) -> Path:

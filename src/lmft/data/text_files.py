@@ -4,8 +4,8 @@
     pretrain_data=text_files pretrain_data.files=[corpus/*.txt]
 
 Labels are read as strings and numbered in the order of `data.labels` (or sorted, numerically
-when they all are integers); every file is checked, so a typo in one row is an error that
-names the file, the row and the labels that exist.
+when they all are integers); every file is checked, so a typo in a label is an error that
+names the file, the label and the classes that exist.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import glob
 import json
-import random
 from pathlib import Path
 
 from lmft.data.imdb import Reviews
@@ -106,19 +105,9 @@ def holdout(data: Reviews, fraction: float, seed: int) -> tuple[Reviews, Reviews
     """(rest, held out): `fraction` of each label's examples, drawn with `seed`."""
     if not 0 < fraction < 1:
         raise LmftError(f"data.test_fraction={fraction} must be between 0 and 1.")
-    held: set[int] = set()
-    for c in sorted(set(data.labels)):
-        members = [i for i, y in enumerate(data.labels) if y == c]
-        random.Random(seed).shuffle(members)
-        held |= set(members[: max(1, round(fraction * len(members)))])
-
-    def pick(keep: bool) -> Reviews:
-        idx = [i for i in range(len(data)) if (i in held) != keep]
-        return Reviews(
-            *([getattr(data, f)[i] for i in idx] for f in ("texts", "labels", "ratings"))
-        )
-
-    return pick(True), pick(False)
+    held = set(data.per_label(lambda n: max(1, round(fraction * n)), seed))
+    rest = [i for i in range(len(data)) if i not in held]
+    return data.subset(rest), data.subset(sorted(held))
 
 
 def read_text_classification(cfg) -> tuple[dict[str, Reviews], list[str]]:
