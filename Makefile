@@ -13,7 +13,7 @@ PORT ?= 6006
 .PHONY: help setup run pretrain sweep report smoke example test lint format bench gpu-wheels gpu-check tensorboard clean
 
 help: ## Show this help
-	@echo "usage: make <target> [EXP=quick|smoke|seed|seed_fast|ulmfit|ulmfit_quick|tickets] [ARGS='hydra overrides']"
+	@echo "usage: make <target> [EXP=quick|smoke|seed|ulmfit|ulmfit_quick|tickets] [ARGS='hydra overrides']"
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
@@ -64,10 +64,15 @@ format: $(BIN)/.installed ## Apply ruff fixes and formatting
 bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop (EXP's sizes)
 	$(BIN)/python bench/bench.py --exp $(EXP) $(ARGS)
 
-gpu-wheels: $(BIN)/.installed ## Build hydra-core/omegaconf/antlr4 wheels (pure Python) into bench/wheels for an offline GPU box
-	$(BIN)/pip wheel --no-deps -w bench/wheels hydra-core==1.3.2 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
+# What an offline GPU box (python3.12, torch + triton there) may lack, for bench/gpu_check.sh.
+GPU_WHEELS := hydra-core==1.3.2 omegaconf==2.3.0 hydra-joblib-launcher==1.2.0 liger-kernel==0.8.5 keras==3.15.1 namex==0.1.0 optree==0.20.0
+GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64,--platform $(p))
 
-gpu-check: ## On a GPU machine: GPU tests + bench + seed_fast protocol end to end (bench/gpu_check.sh)
+gpu-wheels: $(BIN)/.installed ## Download into bench/wheels what gpu-check installs on an offline GPU box (Python 3.12)
+	$(BIN)/pip wheel --no-deps -w bench/wheels antlr4-python3-runtime==4.9.3
+	$(BIN)/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $(GPU_PLATFORMS) -d bench/wheels $(GPU_WHEELS)
+
+gpu-check: ## On a GPU machine: the seed protocol end to end (timed), GPU tests, bench (bench/gpu_check.sh)
 	bash bench/gpu_check.sh
 
 tensorboard: $(BIN)/.installed ## Serve TensorBoard over outputs/ (every run named by its folder)

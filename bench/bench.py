@@ -33,7 +33,8 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 class StepTimer(L.Callback):
-    """Wall time of training steps after `warmup` steps (device synchronised)."""
+    """Wall time of training steps after `warmup` steps (device synchronised), and the device
+    they ran on (read during training: `Trainer.fit` moves the model back to the CPU after)."""
 
     def __init__(self, warmup: int, shifted: bool):
         self.warmup, self.shifted, self.times, self.tokens = warmup, shifted, [], []
@@ -43,6 +44,7 @@ class StepTimer(L.Callback):
             torch.cuda.synchronize()
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.device = module.device
         self._sync(module)
         self.t0 = time.perf_counter()
 
@@ -74,7 +76,7 @@ def time_lightning(cfg, model, dm, steps: int, warmup: int) -> dict:
         "s": sum(timer.times),
         "tokens": sum(timer.tokens),
         "steps": len(timer.times),
-        "device": str(model.device),
+        "device": timer.device,
     }
 
 
@@ -152,37 +154,49 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=8, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument(
+        "--keras", action="store_true", help="add the reference's Keras code (Keras 3, torch)"
+    )
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=32-true")
     args = ap.parse_args()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("finetune", overrides=[f"experiment={args.exp}", *args.overrides])
     torch.manual_seed(0)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
-    kw = encoder_kwargs(cfg, corpus)
-    common = dict(val_size=cfg.data.val_size, split_seed=cfg.data.split_seed, seed=0)
+    common = dict(
+        val_size=cfg.data.val_size,
+        split_seed=cfg.data.split_seed,
+        seed=0,
+        truncating=cfg.data.truncating,
+    )
     lm, c = cfg.lm, cfg.classifier
-    prec, rows, device = cfg.trainer.precision, [], None
+    prec, rows, devices = cfg.trainer.precision, [], set()
 
     def lmft_row(stage: str, batch_size: int) -> None:
-        nonlocal device
         if stage == "LM":
             model = LanguageModel(
-                encoder=kw,
+                encoder=encoder_kwargs(cfg, corpus, "lm"),
                 dropout=lm.dropout,
                 head=lm.head,
                 cutoffs=tuple(lm.cutoffs),
                 loss_chunk=lm.loss_chunk,
+                loss_impl=lm.loss_impl,
             )
             dm = LMDataModule(corpus, batch_size=batch_size, max_len=lm.max_len, **common)
-            extra, max_len = lm.head, lm.max_len
+            max_len = lm.max_len
         else:
-            model = SentimentClassifier(encoder=kw, pooling=c.pooling, dropout=c.dropout)
+            model = SentimentClassifier(
+                encoder=encoder_kwargs(cfg, corpus, "classifier"),
+                pooling=c.pooling,
+                dropout=c.dropout,
+            )
             dm = ClassificationDataModule(
                 corpus, train_size="all", batch_size=batch_size, max_len=c.max_len, **common
             )
-            extra, max_len = c.pooling, c.max_len
+            max_len = c.max_len
         r = time_lightning(cfg, model, dm, args.steps, args.warmup)
-        device = torch.device(r["device"])
+        devices.add(r["device"].type)
+        extra = f"{lm.head}/{'fused' if model.fused else 'torch'}" if stage == "LM" else c.pooling
         rows.append((stage, "lmft", batch_size, prec, extra, max_len, r))
 
     for stage, kind, preset_batch, max_len in (
@@ -192,22 +206,34 @@ def main() -> None:
         lmft_row(stage, preset_batch)
         if preset_batch != 32:
             lmft_row(stage, 32)  # the baseline's batch, for a like-for-like ratio
-        plain = time_plain(kind, cfg, corpus, device, args.steps, args.warmup, max_len)
+        (device,) = devices  # every row of the table on one device
+        plain = time_plain(
+            kind, cfg, corpus, torch.device(device), args.steps, args.warmup, max_len
+        )
         rows.append(
             (stage, "plain loop", 32, "fp32", "full" if kind == "lm" else "mean", max_len, plain)
         )
+        if kind == "lm" and args.keras:
+            from keras_reference import time_keras_lm
+
+            try:
+                r = time_keras_lm(corpus, cfg, args.steps, args.warmup)
+                rows.append((stage, "Keras ref", 32, "fp32", "full", lm.max_len, r))
+            except ImportError as e:
+                print(f"Keras row skipped ({e}); pip install keras")
 
     name = (
         torch.cuda.get_device_name()
-        if device.type == "cuda"
+        if device == "cuda"
         else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(
-        f"\nlmft bench: preset {args.exp}, device {name}, vocabulary {kw['vocab_size']}, "
-        f"hidden {kw['hidden_size']}, embed {kw['embed_dim']}, {args.steps} timed steps per row"
+        f"\nlmft bench: preset {args.exp}, device {name}, vocabulary "
+        f"{corpus.tokenizer.get_vocab_size()}, hidden {cfg.model.hidden_size}, embed "
+        f"{cfg.model.embed_dim}, {args.steps} timed steps per row"
     )
     head = (
-        f"| {'stage':<10} | {'code':<10} | batch | {'dtype':<10} | {'head/pool':<9} | max_len"
+        f"| {'stage':<10} | {'code':<10} | batch | {'dtype':<10} | {'head/pool':<12} | max_len"
         " | ms/step | tokens/s | epoch (s) | vs plain |"
     )
     print(head)
@@ -215,11 +241,11 @@ def main() -> None:
     plain_tps = {st: r["tokens"] / r["s"] for st, code, *_, r in rows if code == "plain loop"}
     for stage, code, bs, dtype, hp, ml, r in rows:
         tps = r["tokens"] / r["s"]
-        ratio = f"{tps / plain_tps[stage]:.2f}" if code == "lmft" else ""
+        ratio = f"{tps / plain_tps[stage]:.2f}" if code != "plain loop" else ""
         epoch = epoch_tokens(corpus, ml) / tps
         print(
-            f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<9} | {ml:>7} | "
-            f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.0f} | {ratio:>8} |"
+            f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<12} | {ml:>7} | "
+            f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.1f} | {ratio:>8} |"
         )
 
 

@@ -6,9 +6,10 @@ from conftest import REAL_ARCHIVE, make_archive
 from omegaconf import OmegaConf
 
 from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
-from lmft.data.corpus import build_tokenizer
-from lmft.data.datamodules import BucketBatchSampler, balanced_subset, parse_train_size
+from lmft.data.corpus import build_tokenizer, cache_key
+from lmft.data.datamodules import BucketBatchSampler, parse_train_size
 from lmft.data.imdb import ENV_VAR, find_archive, read_imdb
+from lmft.data.splits import balanced_subset, validation_indices
 from lmft.errors import LmftError
 
 TASK = OmegaConf.load("conf/pretrain_data/task.yaml")  # the LM reads the task's own texts
@@ -16,7 +17,8 @@ TASK = OmegaConf.load("conf/pretrain_data/task.yaml")  # the LM reads the task's
 
 def data_cfg(archive, tmp_path, **kw):
     base = OmegaConf.load("conf/data/imdb.yaml")
-    base.update({"archive": str(archive), "cache_dir": str(tmp_path / "cache"), **kw})
+    base.update({"archive": str(archive), "cache_dir": str(tmp_path / "cache"), "val_size": 40})
+    base.update(kw)
     return base
 
 
@@ -66,12 +68,43 @@ def test_bad_archives_are_clear_errors(tmp_path):
 
 def test_tokenizer_fitted_without_test_text(tmp_path):
     arc = make_archive(tmp_path / "a.tar.gz", per_class=20, test_word="zzzonlyintest")
-    corpus = load_corpus(data_cfg(arc, tmp_path, vocab_size=None), TASK)
+    corpus = load_corpus(data_cfg(arc, tmp_path, vocab_size=None, val_size=10), TASK)
     assert corpus.tokenizer.token_to_id("zzzonlyintest") is None
     assert corpus.tokenizer.token_to_id("great") is not None
     assert corpus.tokenizer.token_to_id("<pad>") == 0
     # unknown in test text maps to <unk>, so the test split still encodes
     assert (corpus.splits["test"].ids == corpus.tokenizer.token_to_id("<unk>")).any()
+
+
+def test_tokenizer_never_sees_validation_text_and_the_hold_out_keys_the_cache(tmp_path):
+    labels = torch.tensor([i % 2 for i in range(40)])
+    held_out = set(validation_indices(labels, 10, 0).tolist())
+    rows = ["text,label"] + [
+        f"{'good' if y else 'bad'} film {'zzzonlyinval' if i in held_out else 'plain'},{y}"
+        for i, y in enumerate(labels.tolist())
+    ]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.csv").write_text("text,label\ngood,1\nbad,0\n")
+    cfg = OmegaConf.load("conf/data/text_classification.yaml")
+    cfg.update(train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"), val_size=10)
+    cfg.cache_dir = str(tmp_path / "c")
+    corpus = load_corpus(cfg, TASK)
+    assert corpus.tokenizer.token_to_id("zzzonlyinval") is None
+    assert corpus.tokenizer.token_to_id("plain") is not None
+    key = cache_key([tmp_path / "train.csv"], cfg, TASK)
+    assert key != cache_key([tmp_path / "train.csv"], OmegaConf.merge(cfg, {"val_size": 12}), TASK)
+    assert key != cache_key([tmp_path / "train.csv"], OmegaConf.merge(cfg, {"split_seed": 1}), TASK)
+
+
+def test_keras_tokenizer_follows_keras_rules():
+    tok = build_tokenizer(["Didn't like it... Great-movie!\tso\xa0so"], None, 1, kind="keras")
+    assert tok.encode("DIDN'T like it... great-movie!").tokens == [
+        "didn't", "like", "it", "great", "movie"
+    ]  # fmt: skip
+    # Keras splits on spaces only (after its filters, tab and newline included)
+    assert tok.encode("so\xa0so\tgreat").tokens == ["so\xa0so", "great"]
+    with pytest.raises(LmftError, match="data.tokenizer"):
+        build_tokenizer(["x"], None, 1, kind="bpe")
 
 
 def test_tokenizer_splits_punctuation_and_lowercases():

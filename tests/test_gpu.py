@@ -7,6 +7,7 @@ import torch
 
 from lmft import finetune, pretrain
 from lmft.models import LanguageModel, LSTMEncoder
+from lmft.models.language_model import fused_linear_ce
 
 pytestmark = [
     pytest.mark.gpu,
@@ -15,17 +16,24 @@ pytestmark = [
 ENC = dict(vocab_size=300, embed_dim=32, hidden_size=64)
 
 
-def test_cudnn_lstm_matches_cpu():
+@pytest.fixture
+def no_tf32(monkeypatch):
+    """cuDNN may use TF32 (10-bit mantissa) for float32 LSTMs: off, to compare with the CPU."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+
+def test_cudnn_lstm_matches_cpu(no_tf32):
     assert torch.backends.cudnn.is_available()
     torch.manual_seed(0)
     enc = LSTMEncoder(**ENC).eval()
     ids = torch.randint(1, 300, (4, 50))
     cpu = enc(ids)
     gpu = enc.cuda()(ids.cuda()).cpu()
-    assert torch.allclose(cpu, gpu, atol=1e-4)
+    assert torch.allclose(cpu, gpu, atol=1e-5)
 
 
-def test_bf16_lm_loss_close_to_fp32_and_chunking_exact():
+def test_bf16_lm_loss_close_to_fp32_and_chunking_exact(no_tf32):
     torch.manual_seed(0)
     lm = LanguageModel(encoder=ENC, dropout=0.0).cuda()
     ids = torch.randint(4, 300, (8, 65), device="cuda")
@@ -38,8 +46,35 @@ def test_bf16_lm_loss_close_to_fp32_and_chunking_exact():
     assert torch.allclose(lm.loss(batch), fp32, atol=1e-4)
 
 
+def _loss_and_grads(lm, batch, fused: bool, bf16: bool):
+    lm.zero_grad()
+    lm.fused = fused
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        loss = lm.loss(batch)
+    loss.backward()
+    return loss.detach(), {k: p.grad.clone() for k, p in lm.named_parameters()}
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fused_softmax_gives_the_chunked_loss_and_gradients(no_tf32, bf16):
+    """Liger-Kernel's fused linear + cross-entropy against the torch (chunked) path."""
+    assert fused_linear_ce() is not None, "liger-kernel missing: pip install -e '.[gpu]'"
+    torch.manual_seed(0)
+    enc = dict(vocab_size=5000, embed_dim=32, hidden_size=64)
+    lm = LanguageModel(encoder=enc, dropout=0.0, loss_chunk=300).cuda()
+    ids = torch.randint(4, 5000, (16, 81), device="cuda")
+    batch = {"ids": ids, "lengths": torch.randint(20, 82, (16,), device="cuda")}
+    ref_loss, ref = _loss_and_grads(lm, batch, fused=False, bf16=bf16)
+    loss, got = _loss_and_grads(lm, batch, fused=True, bf16=bf16)
+    tol = 2e-2 if bf16 else 1e-4  # bf16: both paths round the logits, differently
+    assert abs(loss.item() - ref_loss.item()) <= tol * ref_loss.item()
+    for k, g in ref.items():
+        err = (got[k] - g).norm() / g.norm().clamp(min=1e-12)
+        assert err <= (5e-2 if bf16 else 1e-3), (k, err.item())
+
+
 def test_smoke_stages_on_gpu(cfg_for, overrides):
-    ov = [*overrides, "trainer=gpu"]
+    ov = [*overrides, "trainer=gpu", "lm.loss_impl=fused"]
     cfg = cfg_for("pretrain", ov)
     assert pretrain.run(cfg, Path(cfg.paths.pretrain_dir))["val/ppl"] > 0
     cfg = cfg_for("finetune", ov)

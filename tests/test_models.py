@@ -289,3 +289,38 @@ def test_multiclass_head_and_loss(monkeypatch):
     assert SentimentClassifier(encoder=ENC).head.out_features == 1  # binary stays sigmoid
     with pytest.raises(LmftError, match="at least 2"):
         SentimentClassifier(encoder=ENC, num_classes=1)
+
+
+def test_keras_init_matches_keras_defaults():
+    torch.manual_seed(0)
+    kw = dict(vocab_size=500, embed_dim=40, hidden_size=24, init="keras")
+    enc = LSTMEncoder(**kw)
+    emb, lstm = enc.embedding.weight, enc.layers[0]
+    assert emb[1:].abs().max() <= 0.05 and emb[1:].std() > 0.02 and not emb[0].any()
+    h = 24
+    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0  # torch adds its two biases
+    assert torch.equal(bias[h : 2 * h], torch.ones(h))  # forget gate (gate order i, f, g, o)
+    assert not bias[:h].any() and not bias[2 * h :].any()
+    w = lstm.weight_hh_l0  # [4H, H]: orthonormal columns, as Keras' orthogonal (H, 4H) kernel
+    assert torch.allclose(w.T @ w, torch.eye(h), atol=1e-5)
+    limit = (6 / (40 + 4 * h)) ** 0.5  # Glorot-uniform, fans of Keras' (in, 4H) kernel
+    assert lstm.weight_ih_l0.abs().max() <= limit and lstm.weight_ih_l0.abs().max() > 0.9 * limit
+    for head in (SentimentClassifier(encoder=kw).head, LanguageModel(encoder=kw).head):
+        out, inp = head.weight.shape
+        assert head.weight.abs().max() <= (6 / (inp + out)) ** 0.5 and not head.bias.any()
+    torch_enc = LSTMEncoder(**{**kw, "init": "torch"})
+    assert torch_enc.embedding.weight.std() > 0.5  # torch's N(0, 1)
+    with pytest.raises(LmftError, match="model.init"):
+        LSTMEncoder(**{**kw, "init": "xavier"})
+
+
+def test_truncating_pre_keeps_the_end_post_the_start():
+    from lmft.data.corpus import Encoded
+    from lmft.data.datamodules import TokenDataset
+
+    enc = Encoded(torch.arange(1, 11, dtype=torch.int32), torch.tensor([0, 10]), torch.tensor([1]))
+    idx = torch.tensor([0])
+    assert TokenDataset(enc, idx, 4, "pre")[0][0].tolist() == [7, 8, 9, 10]
+    assert TokenDataset(enc, idx, 4, "post")[0][0].tolist() == [1, 2, 3, 4]
+    with pytest.raises(LmftError, match="data.truncating"):
+        TokenDataset(enc, idx, 4, "middle")

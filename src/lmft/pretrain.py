@@ -69,7 +69,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         seed=lm.seed,
         **data_kwargs(cfg),
     )
-    kwargs = encoder_kwargs(cfg, corpus)
+    kwargs = encoder_kwargs(cfg, corpus, "lm")
     model = LanguageModel(
         encoder=kwargs,
         dropout=lm.dropout,
@@ -79,6 +79,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         weight_decay=lm.weight_decay,
         loss_chunk=lm.loss_chunk,
         tie_weights=lm.tie_weights,
+        adam_eps=lm.adam_eps,
+        loss_impl=lm.loss_impl,
     )
     if lm.init_from:  # domain LM fine-tuning: continue from another pretraining run
         model.encoder.load_state_dict(start_state(Path(lm.init_from), kwargs, corpus))

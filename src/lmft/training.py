@@ -25,6 +25,7 @@ from lmft.io import write_csv, write_json
 _NOT_RESULTS = {
     "data": {"archive", "data_dir", "download", "cache_dir", "num_workers", "anchors"},
     "classifier": {"save_model"},
+    "lm": {"loss_impl"},  # the same softmax, computed two ways (equal up to float noise; tested)
     "trainer": {
         "progress_bar",
         "num_threads",
@@ -37,7 +38,10 @@ _NOT_RESULTS = {
 }
 # What decides each stage's result (data keys that only stage 2 reads are left out of stage 1).
 _STAGE_KEYS = {
-    "pretrain": (("data", "pretrain_data", "model", "lm", "trainer"), {"train_size", "test_size"}),
+    "pretrain": (
+        ("data", "pretrain_data", "model", "lm", "trainer"),
+        {"train_size", "test_size", "curve_test_size"},
+    ),
     "finetune": (
         ("data", "pretrain_data", "model", "lm", "classifier", "trainer", "init", "seed"),
         set(),
@@ -102,11 +106,21 @@ def read_finished(path: Path, identity: dict, what: str, remedy: str = "") -> di
 def data_kwargs(cfg: DictConfig) -> dict:
     """The DataModule arguments both stages take from the data config."""
     d = cfg.data
-    return dict(val_size=d.val_size, split_seed=d.split_seed, num_workers=d.num_workers)
+    return dict(
+        val_size=d.val_size,
+        split_seed=d.split_seed,
+        num_workers=d.num_workers,
+        truncating=d.get("truncating", "post"),
+    )
 
 
-def encoder_kwargs(cfg: DictConfig, corpus: Corpus) -> dict:
-    return {"vocab_size": corpus.tokenizer.get_vocab_size(), **OmegaConf.to_container(cfg.model)}
+def encoder_kwargs(cfg: DictConfig, corpus: Corpus, section: str) -> dict:
+    """The encoder's kwargs for the stage whose config section is `section` (lm, classifier):
+    the `model` group, with that stage's `input_dropout` when it sets one (the reference drops
+    0.3 of the LSTM's inputs in the LM and 0.5 in the classifier)."""
+    kw = {"vocab_size": corpus.tokenizer.get_vocab_size(), **OmegaConf.to_container(cfg.model)}
+    rate = cfg[section].get("input_dropout")
+    return kw if rate is None else {**kw, "input_dropout": rate}
 
 
 def provenance() -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -17,26 +18,49 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from lmft.data.imdb import Reviews, find_archive, read_imdb
+from lmft.data.splits import validation_indices
 from lmft.data.text_files import read_plain_texts, read_text_classification, text_file_paths
 from lmft.errors import LmftError
 from lmft.io import atomic_path, torch_save, write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = [PAD, UNK, BOS, EOS]  # PAD must be id 0: the encoder's padding_idx
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: the tokenizer no longer sees the validation texts
 
 
-def build_tokenizer(texts: list[str], vocab_size: int | None, min_frequency: int) -> Tokenizer:
-    """Word-level, lower-cased, punctuation split off; ids ordered by frequency (specials first)."""
+# Keras' `Tokenizer` default `filters`: each of these characters becomes a space.
+KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+TOKENIZERS = ("words", "keras")
+
+
+def build_tokenizer(
+    texts: list[str], vocab_size: int | None, min_frequency: int, kind: str = "words"
+) -> Tokenizer:
+    """Word-level, lower-cased; ids ordered by frequency (specials first).
+
+    `words`: NFKC, punctuation split off as tokens, <bos>/<eos> around each text.
+    `keras`: Keras' `Tokenizer` (the reference): the `KERAS_FILTERS` characters become
+    spaces, words are split on spaces (so punctuation is dropped and "didn't" stays one
+    word), no <bos>/<eos>.
+    """
+    if kind not in TOKENIZERS:
+        raise LmftError(f"data.tokenizer must be one of {TOKENIZERS}, not {kind!r}.")
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, 2), (EOS, 3)]
-    )
+    if kind == "keras":
+        pattern = Regex("[" + re.escape(KERAS_FILTERS) + "]")
+        tok.normalizer = normalizers.Sequence(
+            [normalizers.Lowercase(), normalizers.Replace(pattern, " ")]
+        )
+        tok.pre_tokenizer = pre_tokenizers.Split(" ", behavior="removed")
+    else:
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A {EOS}", special_tokens=[(BOS, 2), (EOS, 3)]
+        )
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size or 2**31 - 1,
         min_frequency=min_frequency,
@@ -100,7 +124,9 @@ def _subsample(reviews: Reviews, per_class: int | None, seed: int = 0) -> Review
 
 
 # Data settings that change neither the tokenizer nor the texts read (left out of the cache key).
-_NOT_CACHE = {"cache_dir", "num_workers", "train_size", "test_size", "val_size", "anchors"}
+# (val_size and split_seed stay in: the validation texts are kept out of the tokenizer.)
+_NOT_CACHE = {"cache_dir", "num_workers", "train_size", "test_size", "curve_test_size"}
+_NOT_CACHE |= {"anchors", "truncating"}
 _NOT_CACHE |= {"archive", "data_dir", "download"}  # the archive found is keyed by its stat instead
 
 
@@ -170,10 +196,20 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     t0 = time.time()
     print(f"Reading {', '.join(map(str, task))} ...", file=sys.stderr)
     texts, names = read_splits(data_cfg, pretrain_cfg, task, extra)
-    # Fitted on training text only (labeled train, unlabeled, pretraining corpus); never on
-    # validation or test texts.
-    fit_on = texts["train"].texts + texts["unsup"].texts + texts["extra"].texts
-    tok = build_tokenizer(fit_on, data_cfg.vocab_size, data_cfg.min_frequency)
+    # Fitted on training text only (labeled train outside the validation hold-out, unlabeled,
+    # pretraining corpus); never on validation or test texts.
+    train = texts["train"]
+    if "val" not in texts:
+        held_out = validation_indices(
+            torch.tensor(train.labels), data_cfg.val_size, data_cfg.split_seed
+        )
+        keep = torch.ones(len(train), dtype=torch.bool)
+        keep[held_out] = False
+        train = train.subset(torch.nonzero(keep).flatten().tolist())
+    fit_on = train.texts + texts["unsup"].texts + texts["extra"].texts
+    tok = build_tokenizer(
+        fit_on, data_cfg.vocab_size, data_cfg.min_frequency, data_cfg.get("tokenizer", "words")
+    )
     splits = {k: Encoded.from_texts(tok, v) for k, v in texts.items()}
     n = {k: len(v) for k, v in splits.items() if len(v)}
     print(

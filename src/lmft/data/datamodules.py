@@ -12,42 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lmft.data.corpus import Corpus, Encoded
+from lmft.data.splits import balanced_subset, validation_indices
 from lmft.errors import LmftError
-
-
-def balanced_subset(labels: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """`n` indices from `pool`, n/k per label of the k labels in it (the rest to the lowest
-    labels), drawn with `seed`. For one seed a smaller subset is a prefix of a larger one per
-    label, so sizes nest.
-    """
-    g = torch.Generator().manual_seed(seed)
-    classes = labels[pool].unique().tolist()
-    out = []
-    for i, c in enumerate(classes):
-        members = pool[labels[pool] == c]
-        want = n // len(classes) + (i < n % len(classes))
-        if want > len(members):
-            raise LmftError(
-                f"Asked for {n} examples ({want} of label {c}) but the pool has only "
-                f"{len(members)} of label {c}; use a smaller data.train_size or 'all'."
-            )
-        out.append(members[torch.randperm(len(members), generator=g)[:want]])
-    return torch.cat(out).sort().values
-
-
-def validation_indices(train: Encoded, val_size: int | float, split_seed: int) -> torch.Tensor:
-    """The fixed validation split held out of the labeled training split (same for every run).
-
-    `val_size` is a count, or a fraction of the training split when below 1.
-    """
-    if isinstance(val_size, float) and 0 < val_size < 1:
-        val_size = round(val_size * len(train))
-    if not 2 <= val_size < len(train):
-        raise LmftError(
-            f"data.val_size={val_size} must be at least 2 and below the {len(train)} "
-            "labeled training examples."
-        )
-    return balanced_subset(train.labels, torch.arange(len(train)), val_size, split_seed)
 
 
 def parse_train_size(value, pool_size: int) -> int:
@@ -66,18 +32,32 @@ def parse_train_size(value, pool_size: int) -> int:
     return value
 
 
-class TokenDataset(Dataset):
-    """Item i: (token ids truncated to `max_len`, label) of `encoded[indices[i]]`."""
+TRUNCATING = ("post", "pre")
 
-    def __init__(self, encoded: Encoded, indices: torch.Tensor, max_len: int):
+
+class TokenDataset(Dataset):
+    """Item i: (token ids truncated to `max_len`, label) of `encoded[indices[i]]`.
+
+    `truncating` as Keras' `pad_sequences`: `post` keeps a long text's first `max_len` tokens,
+    `pre` (Keras' default, the reference) its last.
+    """
+
+    def __init__(
+        self, encoded: Encoded, indices: torch.Tensor, max_len: int, truncating: str = "post"
+    ):
+        if truncating not in TRUNCATING:
+            raise LmftError(f"data.truncating must be one of {TRUNCATING}, not {truncating!r}.")
         self.encoded, self.indices, self.max_len = encoded, indices, max_len
+        self.truncating = truncating
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         j = int(self.indices[i])
-        return self.encoded[j][: self.max_len].long(), int(self.encoded.labels[j])
+        ids = self.encoded[j]
+        ids = ids[-self.max_len :] if self.truncating == "pre" else ids[: self.max_len]
+        return ids.long(), int(self.encoded.labels[j])
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -170,10 +150,11 @@ class _Base(L.LightningDataModule):
         split_seed: int,
         seed: int,
         num_workers: int = 0,
+        truncating: str = "post",
     ):
         super().__init__()
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
-        self.eval_batch_size = 2 * batch_size  # no gradients: twice the batch fits
+        self.truncating = truncating
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
         if "val" in corpus.splits:  # a validation file was given: all of it, all of train
@@ -182,13 +163,13 @@ class _Base(L.LightningDataModule):
             self.pool_idx = torch.arange(len(self.train_split))
         else:
             self.val_split = self.train_split
-            self.val_idx = validation_indices(self.train_split, val_size, split_seed)
+            self.val_idx = validation_indices(self.train_split.labels, val_size, split_seed)
             keep = torch.ones(len(self.train_split), dtype=torch.bool)
             keep[self.val_idx] = False
             self.pool_idx = torch.nonzero(keep).flatten()  # labeled training texts outside val
 
     def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
-        bs = self.batch_size if train else self.eval_batch_size
+        bs = self.batch_size if train else 2 * self.batch_size  # no gradients: twice fits
         sampler = BucketBatchSampler(ds.lengths, bs, shuffle=train, seed=self.seed)
         return DataLoader(
             ds,
@@ -218,11 +199,11 @@ class LMDataModule(_Base):
         if self.include_task:
             parts += [(self.train_split, self.pool_idx), (s["unsup"], None)]
         self.train_sets = [
-            TokenDataset(enc, torch.arange(len(enc)) if idx is None else idx, n)
+            TokenDataset(enc, torch.arange(len(enc)) if idx is None else idx, n, self.truncating)
             for enc, idx in parts
             if len(enc)
         ]
-        self.val_set = TokenDataset(self.val_split, self.val_idx, n)
+        self.val_set = TokenDataset(self.val_split, self.val_idx, n, self.truncating)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(_Concat(self.train_sets), train=True)
@@ -242,11 +223,19 @@ class ClassificationDataModule(_Base):
 
     Splits keep every label equally represented (`balanced_subset`), for any number of classes.
 
-    `test_size` (an int) evaluates on a fixed balanced subset of the test split, the same for
-    every run; `None` uses all of it.
+    `test_size` (an int) is a fixed balanced subset of the test split, the same for every run;
+    `None` uses all of it. Every epoch evaluates validation and, for the curves only, the first
+    `curve_test_size` of those test texts (a balanced subset; `None`: all of them).
     """
 
-    def __init__(self, corpus: Corpus, train_size, test_size: int | None = None, **kw):
+    def __init__(
+        self,
+        corpus: Corpus,
+        train_size,
+        test_size: int | None = None,
+        curve_test_size: int | None = None,
+        **kw,
+    ):
         super().__init__(corpus, **kw)
         pool = self.pool_idx
         self.train_size = parse_train_size(train_size, len(pool))
@@ -255,22 +244,33 @@ class ClassificationDataModule(_Base):
             if self.train_size == len(pool)
             else balanced_subset(self.train_split.labels, pool, self.train_size, self.seed)
         )
-        test = corpus.splits["test"]
-        all_test = torch.arange(len(test))
-        self.test_idx = (
-            all_test
-            if test_size is None or test_size >= len(test)
-            else balanced_subset(test.labels, all_test, test_size, self.split_seed)
-        )
+        labels = corpus.splits["test"].labels
+        self.test_idx = self._test_subset(labels, torch.arange(len(labels)), test_size)
+        self.curve_idx = self._test_subset(labels, self.test_idx, curve_test_size)
+
+    def _test_subset(self, labels: torch.Tensor, pool: torch.Tensor, size: int | None):
+        if size is None or size >= len(pool):
+            return pool
+        return balanced_subset(labels, pool, size, self.split_seed)
+
+    def _dataset(self, split: Encoded, idx: torch.Tensor) -> TokenDataset:
+        return TokenDataset(split, idx, self.max_len, self.truncating)
 
     def setup(self, stage: str | None = None) -> None:
-        self.train_set = TokenDataset(self.train_split, self.train_idx, self.max_len)
-        self.val_set = TokenDataset(self.val_split, self.val_idx, self.max_len)
-        self.test_set = TokenDataset(self.corpus.splits["test"], self.test_idx, self.max_len)
+        test = self.corpus.splits["test"]
+        self.train_set = self._dataset(self.train_split, self.train_idx)
+        self.val_set = self._dataset(self.val_split, self.val_idx)
+        self.curve_set = self._dataset(test, self.curve_idx)
+        self.test_set = self._dataset(test, self.test_idx)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> list[DataLoader]:
-        """Validation and test are both evaluated every epoch (test only for the curves)."""
-        return [self._loader(self.val_set, train=False), self._loader(self.test_set, train=False)]
+        """Validation and the test curve subset are both evaluated every epoch (test only for
+        the curves: nothing is chosen on it)."""
+        return [self._loader(self.val_set, train=False), self._loader(self.curve_set, train=False)]
+
+    def test_dataloader(self) -> DataLoader:
+        """The whole test set, read once per model state that the run reports."""
+        return self._loader(self.test_set, train=False)

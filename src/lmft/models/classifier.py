@@ -58,6 +58,7 @@ class SentimentClassifier(L.LightningModule):
         weight_decay: float = 0.0,
         gradual_unfreeze: bool = False,
         freeze_encoder: bool = False,
+        adam_eps: float = 1e-8,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -71,8 +72,11 @@ class SentimentClassifier(L.LightningModule):
         width = self.encoder.output_size * (3 if pooling == "concat" else 1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
+        self.encoder.init_linear(self.head)
         task = dict(task="binary") if num_classes == 2 else dict(task="multiclass")
-        self.val_acc, self.test_acc = (Accuracy(**task, num_classes=num_classes) for _ in "vt")
+        self.val_acc, self.curve_acc, self.test_acc = (
+            Accuracy(**task, num_classes=num_classes) for _ in "vct"
+        )
 
     def layer_groups(self) -> list[nn.Module]:
         """Bottom to top: embedding, LSTM layers, head."""
@@ -117,14 +121,21 @@ class SentimentClassifier(L.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
-    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        """Loader 0 is the validation split, loader 1 the test split (curves only)."""
-        split, acc = (("val", self.val_acc), ("test", self.test_acc))[dataloader_idx]
+    def _evaluate(self, batch, split: str, acc: Accuracy) -> None:
         loss, probs = self.loss_and_probs(batch)
         acc.update(probs, batch["labels"])
         n = len(batch["labels"])
         self.log(f"{split}/loss", loss, batch_size=n, add_dataloader_idx=False, sync_dist=True)
         self.log(f"{split}/acc", acc, batch_size=n, add_dataloader_idx=False)
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        """Loader 0 is the validation split, loader 1 the test curve subset (curves only)."""
+        split, acc = (("val", self.val_acc), ("test", self.curve_acc))[dataloader_idx]
+        self._evaluate(batch, split, acc)
+
+    def test_step(self, batch, batch_idx):
+        """The whole test set, for one model state the run reports (`lmft.finetune`)."""
+        self._evaluate(batch, "final", self.test_acc)
 
     def configure_optimizers(self):
         hp, groups = self.hparams, self.layer_groups()
@@ -136,7 +147,9 @@ class SentimentClassifier(L.LightningModule):
             }
             for depth, g in zip(range(top, -1, -1), groups, strict=True)
         ]
-        opt = torch.optim.Adam(param_groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = torch.optim.Adam(
+            param_groups, lr=hp.lr, eps=hp.adam_eps, weight_decay=hp.weight_decay
+        )
         if hp.schedule == "constant":
             return opt
         peak = [g["lr"] for g in param_groups]

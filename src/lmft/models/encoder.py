@@ -15,6 +15,26 @@ from lmft.io import torch_save
 
 ENCODER_FORMAT = 2
 DROPOUTS = ("dropout", "embed_dropout", "input_dropout", "weight_dropout")
+INITS = ("torch", "keras")
+
+
+def keras_init_linear(layer: nn.Linear) -> None:
+    """Keras' `Dense` defaults: Glorot-uniform kernel, zero bias."""
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
+def keras_init_lstm(lstm: nn.LSTM) -> None:
+    """Keras' `LSTM` defaults: Glorot-uniform input kernel, orthogonal recurrent kernel, zero
+    biases with the forget gate's at 1 (`unit_forget_bias`). torch's gate order is (i, f, g, o),
+    as Keras'; its two bias vectors add up, so the 1 goes into one of them."""
+    hidden = lstm.hidden_size
+    nn.init.xavier_uniform_(lstm.weight_ih_l0)  # [4H, in]: fans as Keras' (in, 4H) kernel
+    nn.init.orthogonal_(lstm.weight_hh_l0)  # [4H, H], orthonormal columns = Keras' (H, 4H)
+    nn.init.zeros_(lstm.bias_ih_l0)
+    nn.init.zeros_(lstm.bias_hh_l0)
+    with torch.no_grad():
+        lstm.bias_ih_l0[hidden : 2 * hidden] = 1.0
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -38,6 +58,9 @@ class LSTMEncoder(nn.Module):
     off by default (Merity et al. 2017): `embed_dropout` drops whole words from the
     embedding matrix, `input_dropout` / `dropout` are locked dropout on the embeddings /
     between layers, `weight_dropout` is DropConnect on the hidden-to-hidden matrices.
+
+    `init="keras"` starts from the reference's Keras defaults (embedding uniform in +-0.05,
+    `keras_init_lstm`) instead of torch's (embedding N(0, 1), LSTM uniform in +-1/sqrt(H)).
     """
 
     def __init__(
@@ -51,6 +74,7 @@ class LSTMEncoder(nn.Module):
         embed_dropout: float = 0.0,
         input_dropout: float = 0.0,
         weight_dropout: float = 0.0,
+        init: str = "torch",
     ):
         super().__init__()
         self.output_size = output_size or hidden_size
@@ -64,7 +88,10 @@ class LSTMEncoder(nn.Module):
             embed_dropout=embed_dropout,
             input_dropout=input_dropout,
             weight_dropout=weight_dropout,
+            init=init,
         )
+        if init not in INITS:
+            raise LmftError(f"model.init must be one of {INITS}, not {init!r}.")
         for name in DROPOUTS:
             if not 0 <= self.kwargs[name] < 1:
                 raise LmftError(f"model.{name}={self.kwargs[name]} must be in [0, 1).")
@@ -75,6 +102,17 @@ class LSTMEncoder(nn.Module):
         self.layers = nn.ModuleList(
             nn.LSTM(n_in, n_out, batch_first=True) for n_in, n_out in pairwise(sizes)
         )
+        if init == "keras":
+            nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+            with torch.no_grad():
+                self.embedding.weight[0] = 0.0  # the padding row (never read: masked)
+            for lstm in self.layers:
+                keras_init_lstm(lstm)
+
+    def init_linear(self, layer: nn.Linear) -> None:
+        """A head on top of this encoder starts as the encoder's `init` says."""
+        if self.kwargs["init"] == "keras":
+            keras_init_linear(layer)
 
     def layer_groups(self) -> list[nn.Module]:
         """Bottom to top: the embedding, then each LSTM layer (for per-group learning rates)."""
@@ -145,7 +183,7 @@ def load_encoder_state(
         raise LmftError(
             f"{path} was written by an older lmft (format {blob.get('format')}). {remedy}"
         )
-    ignore = set(DROPOUTS) | ({"vocab_size"} if vocab_change else set())
+    ignore = set(DROPOUTS) | {"init"} | ({"vocab_size"} if vocab_change else set())
     diffs = [
         f"{k}: file has {saved_kwargs.get(k)!r}, config wants {v!r}"
         for k, v in kwargs.items()

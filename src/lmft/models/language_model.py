@@ -13,9 +13,46 @@ from torch.utils.checkpoint import checkpoint
 from lmft.errors import LmftError
 from lmft.models.encoder import LSTMEncoder, length_mask
 
+LOSS_IMPLS = ("auto", "chunked", "fused")
+
 
 def _summed_ce(h, y, weight, bias):
     return F.cross_entropy(F.linear(h, weight, bias).float(), y, reduction="sum")
+
+
+def fused_linear_ce():
+    """Liger-Kernel's fused linear + cross-entropy (Triton, CUDA), or None where it cannot run.
+
+    It computes the softmax chunk by chunk and its gradients in the same pass, so the
+    [tokens, vocabulary] logits never exist whole (`pip install -e ".[gpu]"`).
+    """
+    if not torch.cuda.is_available():
+        return None
+    try:
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+    except ImportError:
+        return None
+    return liger_fused_linear_cross_entropy
+
+
+def summed_fused_ce(h, y, weight, bias) -> torch.Tensor:
+    """Sum of the cross-entropies of softmax(h W^T + b) against y, by Liger-Kernel.
+
+    Outside autocast, in h's dtype (bf16 under bf16 autocast), with fp32 gradient accumulation;
+    logits chunks of about 8 x tokens x hidden elements (Liger's default 1x makes matrix
+    products too small to run fast at a 512-wide hidden state).
+    """
+    with torch.autocast(h.device.type, enabled=False):
+        dt = h.dtype
+        return fused_linear_ce()(
+            h,
+            weight.to(dt),
+            y,
+            bias=bias.to(dt),
+            reduction="sum",
+            accum_dtype=torch.float32,
+            chunk_mem_const=8,
+        )
 
 
 class LanguageModel(L.LightningModule):
@@ -28,7 +65,10 @@ class LanguageModel(L.LightningModule):
     frequency (the tokenizer guarantees it), which is what its clusters assume.
     `loss_chunk` (full head) computes the softmax over that many tokens at a time and
     recomputes it in the backward pass, so the [tokens, vocabulary] logits never exist
-    whole: memory stays flat at large batches and vocabularies.
+    whole: memory stays flat at large batches and vocabularies. `loss_impl` picks how the full
+    softmax runs: `chunked` (that, in torch; any device), `fused` (Liger-Kernel's fused linear
+    + cross-entropy: several times faster on a GPU) or `auto` (fused where it can run, else
+    chunked; the choice is printed).
     """
 
     def __init__(
@@ -41,9 +81,13 @@ class LanguageModel(L.LightningModule):
         weight_decay: float = 0.0,
         loss_chunk: int | None = None,
         tie_weights: bool = False,
+        adam_eps: float = 1e-8,
+        loss_impl: str = "auto",
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
+        if loss_impl not in LOSS_IMPLS:
+            raise LmftError(f"lm.loss_impl must be one of {LOSS_IMPLS}, not {loss_impl!r}.")
         self.encoder = LSTMEncoder(**encoder)
         self.dropout = nn.Dropout(dropout)
         vocab, hidden = encoder["vocab_size"], self.encoder.output_size
@@ -57,6 +101,7 @@ class LanguageModel(L.LightningModule):
             self.head = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cuts, div_value=4.0)
         elif head == "full":
             self.head = nn.Linear(hidden, vocab)
+            self.encoder.init_linear(self.head)
             if tie_weights:  # the softmax reuses the input embedding matrix (Press & Wolf 2017)
                 self.head.weight = self.encoder.embedding.weight
         else:
@@ -72,6 +117,8 @@ class LanguageModel(L.LightningModule):
             with torch.autocast(h.device.type, enabled=False):  # its index_copy_ needs one dtype
                 return self.head(h.float(), targets[mask]).loss
         y, chunk = targets[mask], self.hparams.loss_chunk
+        if self.fused:
+            return summed_fused_ce(h, y, self.head.weight, self.head.bias) / len(h)
         if not chunk or len(h) <= chunk:
             return _summed_ce(h, y, self.head.weight, self.head.bias) / len(h)
         total = sum(
@@ -86,6 +133,23 @@ class LanguageModel(L.LightningModule):
             for i in range(0, len(h), chunk)
         )
         return total / len(h)
+
+    def setup(self, stage: str) -> None:
+        """Decide the softmax implementation once the device is known."""
+        impl, full = self.hparams.loss_impl, isinstance(self.head, nn.Linear)
+        on_gpu = self.trainer.strategy.root_device.type == "cuda"
+        available = on_gpu and fused_linear_ce() is not None
+        if impl == "fused" and full and not available:
+            raise LmftError(
+                "lm.loss_impl=fused needs a CUDA GPU and liger-kernel "
+                '(pip install -e ".[gpu]"); use lm.loss_impl=chunked or auto.'
+            )
+        self.fused = full and impl in ("fused", "auto") and available
+        if full and self.trainer.is_global_zero:
+            how = "fused (liger-kernel)" if self.fused else "chunked (torch)"
+            print(f"[lm] softmax over {self.head.out_features:,} words: {how}", flush=True)
+
+    fused = False  # until setup: plain modules (tests, bench) use the torch path
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
@@ -114,6 +178,7 @@ class LanguageModel(L.LightningModule):
             self.log("val/ppl", math.exp(min(float(loss), 50.0)))
 
     def configure_optimizers(self):
+        hp = self.hparams
         return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.parameters(), lr=hp.lr, eps=hp.adam_eps, weight_decay=hp.weight_decay
         )
