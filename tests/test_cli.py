@@ -98,3 +98,40 @@ def test_joblib_launcher_gives_the_same_cells(overrides, tmp_path):
             for p in sweep.glob("*/metrics.json")
         }
     assert len(results["basic"]) == 4 and results["joblib"] == results["basic"]
+
+
+def test_refused_sizes_leave_no_cell_folder(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    for size in ("-5", "lots"):
+        r = cli("lmft.finetune", "experiment=smoke", "init=scratch", f"data.train_size={size}",
+                *ov, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 2 and "data.train_size" in r.stderr, r.stderr
+    r = cli("lmft.finetune", "-m", "experiment=smoke", "init=scratch", "data.train_size=-5",
+            *ov, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2
+    sweep = tmp_path / "outputs/sweeps/smoke"
+    assert not [p for p in sweep.iterdir() if p.is_dir()], list(sweep.iterdir())
+
+
+def test_other_lm_settings_remedy_works_as_printed(overrides, tmp_path):
+    """A finished pretraining with other LM settings: the printed remedy (a new name for
+    both stages) runs, and fine-tuning then finds its LM."""
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    assert cli("lmft.pretrain", "experiment=smoke", *ov, cwd=tmp_path).returncode == 0
+    cell = ["experiment=smoke", "init=pretrained", "lm.max_len=32", *ov]
+    r = cli("lmft.finetune", *cell, cwd=tmp_path)
+    assert r.returncode == 2 and "lm.max_len" in r.stderr
+    printed = r.stderr.split("new name (`")[1].split("`")[0].split()
+    assert printed[:3] == ["python", "-m", "lmft.pretrain"] and "name=NEW" in printed
+    assert "lm.max_len=32" in printed
+    assert cli(*printed[2:], cwd=tmp_path).returncode == 0
+    r = cli("lmft.finetune", *cell, "name=NEW", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_test_size_beyond_the_test_set_is_announced(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    r = cli("lmft.finetune", "experiment=smoke", "init=scratch", "data.test_size=100000", *ov,
+            cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "a test size of 100000 asked for, but the test set has 240 texts" in r.stderr

@@ -5,9 +5,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow
 
@@ -70,3 +72,62 @@ def test_sweep_killed_reruns_only_unfinished_cells(overrides, tmp_path):
     assert r.stdout.count("already finished") == 2
     after = {p.parent.name: p.stat().st_mtime_ns for p in cells.glob("*/metrics.json")}
     assert len(after) == 4 and all(after[k] == v for k, v in done.items())  # untouched
+
+
+def kill_after_second_checkpoint(args: list[str], cwd: Path, ckpt: Path) -> None:
+    """SIGKILL `python -m ...args` right after `ckpt` is (re)written for the second time."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    seen, deadline = set(), time.time() + 300
+    while p.poll() is None and time.time() < deadline:
+        if ckpt.exists():
+            seen.add(ckpt.stat().st_mtime_ns)
+            if len(seen) == 2:
+                size = ckpt.stat().st_size
+                time.sleep(0.005)
+                if ckpt.stat().st_size == size:  # written whole
+                    os.kill(p.pid, signal.SIGKILL)
+                    break
+        time.sleep(0.001)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL, "the run ended before its second checkpoint"
+
+
+def test_pretrain_killed_after_its_last_checkpoint_finishes_on_rerun(overrides, tmp_path):
+    """Killed between the last epoch's last.ckpt and encoder.pt: the rerun trains nothing more
+    (and so logs no metric) yet must write the hand-off files from the restored history."""
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    args = ["lmft.pretrain", "experiment=smoke", "lm.epochs=2", *ov]
+    pdir = tmp_path / "outputs/pretrain/smoke"
+    kill_after_second_checkpoint(args, tmp_path, pdir / "checkpoints/last.ckpt")
+    assert not (pdir / "metrics.json").exists()
+    r = subprocess.run(
+        [sys.executable, "-m", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/2" not in r.stdout and "epoch 2/2" not in r.stdout  # nothing retrained
+    m = json.loads((pdir / "metrics.json").read_text())
+    assert m["epochs"] == 2 and m["val/loss"] == m["history"][-1]["val/loss"]
+    assert (pdir / "encoder.pt").exists() and (pdir / "tokenizer.json").exists()
+
+
+def test_a_damaged_encoder_is_rewritten_by_the_remedy_the_error_prints(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", *a], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert run("lmft.pretrain", "experiment=smoke", *ov).returncode == 0
+    enc = tmp_path / "outputs/pretrain/smoke/encoder.pt"
+    good = torch.load(enc, weights_only=True)["state_dict"]
+    enc.write_bytes(enc.read_bytes()[: enc.stat().st_size // 2])
+    cell = ["lmft.finetune", "experiment=smoke", "init=pretrained", *ov]
+    r = run(*cell)
+    assert r.returncode == 2 and "unreadable or truncated" in r.stderr
+    remedy = r.stderr.split("Run `")[1].split("`")[0].split()  # as printed
+    assert remedy[:3] == ["python", "-m", "lmft.pretrain"]
+    r = run(*remedy[2:])
+    assert r.returncode == 0 and "writing them again" in r.stdout, r.stderr
+    again = torch.load(enc, weights_only=True)["state_dict"]
+    assert all(torch.equal(good[k], again[k]) for k in good)  # the same weights, from last.ckpt
+    assert run(*cell).returncode == 0

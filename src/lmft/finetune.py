@@ -36,12 +36,14 @@ from lmft.training import (
 MODEL_FORMAT = 1
 
 
-def pretrain_command(cfg: DictConfig) -> str:
-    """The pretrain command for this run: its preset and its data/model/lm/trainer overrides."""
+def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
+    """The pretrain command for this run: its preset and its data/model/lm/trainer overrides
+    (under `name` instead of the run's own, if given)."""
     from hydra.core.hydra_config import HydraConfig
 
+    rename = [f"name={name}"] if name else []
     if not HydraConfig.initialized():  # called from Python, not the CLI
-        return f"python -m lmft.pretrain experiment={cfg.name}"
+        return " ".join([f"python -m lmft.pretrain experiment={cfg.name}", *rename])
     keep = (
         "experiment",
         "name",
@@ -53,21 +55,27 @@ def pretrain_command(cfg: DictConfig) -> str:
         "paths.outputs",
         "paths.pretrain",
     )
-    skip = ("data.train_size", "data.test_size", "data.num_workers")
+    skip = ("data.train_size", "data.test_size", "data.curve_test_size", "data.num_workers")
+    skip += ("name=",) if name else ()
     task = [
         o
         for o in HydraConfig.get().overrides.task
         if o.lstrip("+~").startswith(keep) and not o.startswith(skip)
     ]
-    return " ".join(["python -m lmft.pretrain", *task])
+    return " ".join(["python -m lmft.pretrain", *task, *rename])
 
 
 def pretrained_state(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> dict:
     """The encoder weights of the pretrain run this config points to, checked against it."""
     pdir = Path(cfg.paths.pretrain_dir)
-    remedy = f"Run `{pretrain_command(cfg)}` first."
+    cmd = pretrain_command(cfg)
+    remedy = f"Run `{cmd}` first."
+    other = (  # that folder keeps its run: these settings need a name of their own
+        f"Pretrain these settings under a new name (`{pretrain_command(cfg, 'NEW')}`) and "
+        f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
+    )
     wanted = run_identity(cfg, "pretrain")
-    if read_finished(pdir / "metrics.json", wanted, "pretraining", remedy) is None:
+    if read_finished(pdir / "metrics.json", wanted, "pretraining", other) is None:
         raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
     return load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from tokenizers import Tokenizer
@@ -51,13 +52,25 @@ def start_state(init_dir: Path, kwargs: dict, corpus) -> dict:
     return state
 
 
+def handoff_readable(out_dir: Path) -> bool:
+    """Whether the files fine-tuning reads from a finished run load."""
+    try:
+        torch.load(out_dir / "encoder.pt", map_location="cpu", weights_only=True)["state_dict"]
+        Tokenizer.from_file(str(out_dir / "tokenizer.json"))
+    except Exception:
+        return False
+    return True
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     identity = run_identity(cfg, "pretrain")
     done = read_finished(out_dir / "metrics.json", identity, "pretraining")
-    if done:
+    if done and handoff_readable(out_dir):
         print(f"[pretrain] {out_dir} already finished (val/ppl {done['val/ppl']:.1f}); skipping.")
         return done
+    if done:  # finished, but a hand-off file is damaged: write them again from last.ckpt
+        print(f"[pretrain] {out_dir}: encoder.pt or tokenizer.json is damaged; writing them again")
     lm = cfg.lm
     L.seed_everything(lm.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
@@ -99,7 +112,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the results
         return {}
 
-    val_loss = float(trainer.callback_metrics["val/loss"])
+    # From the history, which the checkpoint restores: a run resumed after its last epoch's
+    # checkpoint trains and validates nothing more, so no metric is logged this time.
+    val_loss = history.rows[-1]["val/loss"]
     metrics = {
         "val/loss": val_loss,
         "val/ppl": math.exp(val_loss),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -269,6 +270,13 @@ def _check_ddp_launcher(cfg: DictConfig, hc) -> None:
         )
 
 
+def _remove_if_unused(out_dir: Path, job_name: str) -> None:
+    """Delete a run folder that holds only what Hydra put there (refused input leaves nothing)."""
+    hydra_own = {".hydra", f"{job_name}.log"}
+    if out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= hydra_own:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
 def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
     """Body of every @hydra.main: call `run` in Hydra's output dir; user errors exit 2 cleanly.
 
@@ -279,12 +287,14 @@ def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
     hc, env = HydraConfig.get(), dict(os.environ)
+    out_dir = Path(hc.runtime.output_dir)
     try:
         if hc.mode == RunMode.MULTIRUN:
             _check_ddp_launcher(cfg, hc)
             _relaunch_as_this_job(hc)
-        run(cfg, Path(hc.runtime.output_dir))
+        run(cfg, out_dir)
     except LmftError as e:
+        _remove_if_unused(out_dir, hc.job.name)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     finally:

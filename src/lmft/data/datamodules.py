@@ -7,6 +7,8 @@ same order.
 
 from __future__ import annotations
 
+import sys
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -249,6 +251,9 @@ class ClassificationDataModule(_Base):
         self.curve_idx = self._test_subset(labels, self.test_idx, curve_test_size)
 
     def _test_subset(self, labels: torch.Tensor, pool: torch.Tensor, size: int | None):
+        if size is not None and size > len(pool):
+            print(f"note: a test size of {size} asked for, but the test set has {len(pool)} "
+                  "texts: using all of them.", file=sys.stderr)  # fmt: skip
         if size is None or size >= len(pool):
             return pool
         return balanced_subset(labels, pool, size, self.split_seed)
