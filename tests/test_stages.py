@@ -291,3 +291,31 @@ def test_cell_batch_grows_with_the_labeled_set_and_lr_with_its_square_root(cfg_f
     assert cell_batch_and_lr(c, 100) == (32, 1e-3)  # never below batch_size
     plain = cfg_for("finetune", ["experiment=quick"]).classifier
     assert cell_batch_and_lr(plain, 22500) == (plain.batch_size, plain.lr)  # off by default
+
+
+def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for, overrides):
+    """Read with TensorBoard's own reader: the final metrics (HParams) must not share a tag
+    with the per-epoch curves, or TensorBoard shows those curves as one dot at step 0."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def scalars(run_dir: Path) -> dict[str, list]:
+        tags = {}
+        for events in sorted((run_dir / "tb").rglob("events.out.tfevents.*")):
+            acc = EventAccumulator(str(events))
+            acc.Reload()
+            for tag in acc.Tags()["scalars"]:
+                tags.setdefault(tag, []).extend(acc.Scalars(tag))
+        return tags
+
+    ov = [*overrides, "lm.epochs=3", "classifier.epochs=3"]
+    cfg = cfg_for("pretrain", ov)
+    pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    lm = scalars(Path(cfg.paths.pretrain_dir))
+    for tag in ("val/loss", "val/ppl", "train/loss_epoch"):
+        assert len(lm[tag]) == 3, (tag, lm[tag])
+    cfg = cfg_for("finetune", ov)
+    finetune.run(cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
+    clf = scalars(Path(cfg.paths.sweep_dir) / cfg.cell)
+    for tag in ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss"):
+        assert len(clf[tag]) == 3 and len({e.step for e in clf[tag]}) == 3, (tag, clf[tag])
+    assert "final/test/acc_at_best_val" in clf and "final/val/ppl" in lm

@@ -141,7 +141,8 @@ def cell_batch_and_lr(c: DictConfig, n: int) -> tuple[int, float]:
 
 
 def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
-    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["final/acc"])
+    trainer.test(model, datamodule=dm, verbose=False)
+    return float(trainer.callback_metrics["final/acc"])  # not logged: one value, not a curve
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:

@@ -217,7 +217,11 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
 
 
 def log_hparams(trainer: L.Trainer, params: dict, metrics: dict) -> None:
-    """HParams tab: the run's settings beside its final metrics."""
+    """HParams tab: the run's settings beside its final metrics.
+
+    The final metrics go in as `final/<split>/<name>` scalars: under the per-epoch tags
+    (`val/acc`, ...) their single point at step 0 would hide the curves in TensorBoard.
+    """
     flat = {}
 
     def walk(d, prefix=""):
@@ -229,7 +233,7 @@ def log_hparams(trainer: L.Trainer, params: dict, metrics: dict) -> None:
 
     walk(params)
     trainer.logger.log_hyperparams(
-        flat, {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        flat, {f"final/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
     )
 
 

@@ -125,8 +125,9 @@ class SentimentClassifier(L.LightningModule):
         loss, probs = self.loss_and_probs(batch)
         acc.update(probs, batch["labels"])
         n = len(batch["labels"])
-        self.log(f"{split}/loss", loss, batch_size=n, add_dataloader_idx=False, sync_dist=True)
-        self.log(f"{split}/acc", acc, batch_size=n, add_dataloader_idx=False)
+        kw = dict(batch_size=n, add_dataloader_idx=False, logger=split != "final")
+        self.log(f"{split}/loss", loss, sync_dist=True, **kw)
+        self.log(f"{split}/acc", acc, **kw)
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Loader 0 is the validation split, loader 1 the test curve subset (curves only)."""
