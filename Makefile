@@ -12,9 +12,13 @@ PORT ?= 6006
 .DEFAULT_GOAL := help
 .PHONY: help setup run pretrain sweep report smoke example test lint format bench gpu-wheels gpu-check tensorboard clean
 
-help: ## Show this help
-	@echo "usage: make <target> [EXP=quick|smoke|seed|ulmfit|ulmfit_quick|tickets] [ARGS='hydra overrides']"
-	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+help: ## Show this help (targets, then the presets EXP can name)
+	@echo "usage: make <target> [EXP=<preset>] [ARGS='hydra overrides']"
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -v tty=$$([ -t 1 ] && echo 1) \
+	  'BEGIN {FS = ":.*## "} {printf (tty ? "  \033[36m%-12s\033[0m %s\n" : "  %-12s %s\n"), $$1, $$2}'
+	@echo "presets (EXP=, conf/experiment/):"
+	@for f in conf/experiment/*.yaml; do \
+	  printf "  %-12s %s\n" "$$(basename $$f .yaml)" "$$(sed -n '2s/^# //p' $$f)"; done
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -89,3 +89,21 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
     assert "| **this sweep: pretrained, 300 labels, 3 seed(s)** | **91.00** |" in md
     assert "this sweep: scratch, 100" not in md  # anchors sit beside the largest size only
     assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, [])
+
+
+def test_report_names_the_lm_the_settings_and_what_differs():
+    from lmft.report import settings_lines
+
+    ident = {"model": {"hidden_size": 512}, "classifier": {"pooling": "mean", "lr": 0.001}}
+    cells = [cell("pretrained", 100, s, 0.8) for s in range(2)] + [cell("scratch", 100, 0, 0.7)]
+    for i, c in enumerate(cells):
+        c["identity"] = json.loads(json.dumps(ident))
+        c["identity"]["seed"] = i
+        c["identity"]["classifier"]["dropout"] = 0.5 if i else 0.3
+    for c in cells[:2]:
+        c["lm"] = {"dir": "outputs/pretrain/x", "epochs": 60, "val/ppl": 247.04}
+    text = "\n".join(settings_lines(cells))
+    assert "LM: `outputs/pretrain/x`, 60 epochs, validation perplexity 247.0" in text
+    assert "- model: hidden_size=512" in text and "pooling=mean" in text
+    assert "settings that differ between cells: `classifier.dropout` (0.3, 0.5)" in text
+    assert "`seed`" not in text  # seeds, sizes and arms are the sweep's own axes

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FILLER, NEG, POS
 
-from lmft import finetune, predict, pretrain
+from lmft import finetune, predict, pretrain, report
 from lmft.data import LMDataModule, load_corpus
 from lmft.errors import LmftError
 
@@ -82,6 +82,12 @@ def test_binary_csv_runs_both_stages_and_predict_round_trips(binary_csv, cfg_for
     assert all(o["probability"] >= 0.5 for o in out)
     assert all(sum(o["probabilities"].values()) == pytest.approx(1) for o in out)
 
+    # the README's report command names only the preset (data=imdb): no IMDB anchors here
+    rcfg = cfg_for("report", ["experiment=smoke", f"paths.outputs={tmp_path}/outputs"])
+    report.run(rcfg, Path(rcfg.report_dir))
+    md = (Path(rcfg.report_dir) / "summary.md").read_text()
+    assert "# lmft report: smoke" in md and "Published anchors" not in md
+
 
 def test_predict_cli_args_stdin_json_and_errors(binary_csv, cfg_for, tmp_path, capsys):
     cfg = cfg_for("finetune", [*binary_csv, "init=scratch", "classifier.epochs=1"])
@@ -100,8 +106,13 @@ def test_predict_cli_args_stdin_json_and_errors(binary_csv, cfg_for, tmp_path, c
         check=True,
     )
     objs = [json.loads(x) for x in done.stdout.splitlines()]
-    assert [o["text"] for o in objs] == ["great movie", "awful plot"]
-    assert set(objs[0]["probabilities"]) == {"neg", "pos"}
+    assert [o["text"] for o in objs] == ["great movie", "", "awful plot"]  # lines stay aligned
+    assert objs[1]["label"] is None and set(objs[0]["probabilities"]) == {"neg", "pos"}
+    capsys.readouterr()
+    predict.main([str(cell), "--json", "great fun"])  # options before, between, after texts
+    predict.main([str(cell), "dull", "--batch-size", "2", "awful"])
+    out = capsys.readouterr().out.splitlines()
+    assert json.loads(out[0])["text"] == "great fun" and out[2].endswith("\tawful")
     with pytest.raises(SystemExit) as e:
         predict.main([str(tmp_path)])
     assert e.value.code == 2 and "No model.pt" in capsys.readouterr().err

@@ -65,8 +65,11 @@ def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
     return " ".join(["python -m lmft.pretrain", *task, *rename])
 
 
-def pretrained_state(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> dict:
-    """The encoder weights of the pretrain run this config points to, checked against it."""
+def pretrained_state(
+    cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str
+) -> tuple[dict, dict]:
+    """The encoder weights of the pretrain run this config points to, checked against it, and
+    what the report says of that LM (its folder, epochs and validation perplexity)."""
     pdir = Path(cfg.paths.pretrain_dir)
     cmd = pretrain_command(cfg)
     remedy = f"Run `{cmd}` first."
@@ -75,9 +78,11 @@ def pretrained_state(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) 
         f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
     )
     wanted = run_identity(cfg, "pretrain")
-    if read_finished(pdir / "metrics.json", wanted, "pretraining", other) is None:
+    done = read_finished(pdir / "metrics.json", wanted, "pretraining", other)
+    if done is None:
         raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
-    return load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
+    state = load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
+    return state, {"dir": str(pdir), "epochs": done["epochs"], "val/ppl": done["val/ppl"]}
 
 
 class BestWeights(L.Callback):
@@ -182,8 +187,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         freeze_encoder=c.freeze_encoder,
         adam_eps=c.adam_eps,
     )
+    lm_used = None
     if cfg.init.name == "pretrained":
-        model.encoder.load_state_dict(pretrained_state(cfg, kwargs, corpus.fingerprint))
+        state, lm_used = pretrained_state(cfg, kwargs, corpus.fingerprint)
+        model.encoder.load_state_dict(state)
     history = EpochLog(f"{cfg.name} {cfg.cell}")
     epochs = c.epochs
     if c.max_examples:  # a per-cell compute cap: large labeled sets get fewer epochs
@@ -208,6 +215,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "n_test_curve": len(dm.curve_idx),
         "batch_size": dm.batch_size,
         "lr": lr,
+        "lm": lm_used,
         **summarize(history.rows, test_last, test_best),
     }
     metrics = save_results(trainer, out_dir, metrics, history, identity)

@@ -75,18 +75,26 @@ def predict(
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
+    """The texts in input order; a blank line stays (as "") so output lines match input lines."""
     texts = list(args.texts)
     if args.file:
         f = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
         with f:
-            texts += [line.strip() for line in f if line.strip()]
+            texts += [line.strip() for line in f]
     elif not texts:
         if sys.stdin.isatty():
             raise LmftError("No texts: give them as arguments, with --file, or on stdin.")
-        texts = [line.strip() for line in sys.stdin if line.strip()]
-    if not texts:
+        texts = [line.strip() for line in sys.stdin]
+    if not any(texts):
         raise LmftError("No texts to classify (the input was empty).")
     return texts
+
+
+def predict_lines(model, tok, labels, texts: list[str], max_len: int, batch_size: int):
+    """`predict` for the non-blank texts; a blank one gets a result with no label."""
+    filled = iter(predict(model, tok, labels, [t for t in texts if t], max_len, batch_size))
+    blank = {"text": "", "label": None, "probability": None, "probabilities": None}
+    return [next(filled) if t else blank for t in texts]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,19 +107,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # options may come before, between or after texts
     try:
         device = args.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, tok, labels, max_len = load_run(args.run_dir, device)
-        results = predict(model, tok, labels, read_texts(args), max_len, args.batch_size)
+        texts = read_texts(args)
+        results = predict_lines(model, tok, labels, texts, max_len, args.batch_size)
     except (LmftError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     for r in results:
         if args.json:
             print(json.dumps(r, ensure_ascii=False))
+        elif r["label"] is None:
+            print("\t\t")  # a blank input line
         else:
             print(f"{r['label']}\t{r['probability']:.3f}\t{r['text']}")
 

@@ -112,6 +112,38 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
     return summary, gaps
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def settings_lines(cells: list[dict]) -> list[str]:
+    """What the sweep compared: the LM(s) the pretrained cells started from, the model and
+    classifier settings, and any setting that differs between cells (beyond init/size/seed)."""
+    lines = ["## What was compared", ""]
+    lms = {json.dumps(c["lm"], sort_keys=True) for c in cells if c.get("lm")}
+    for lm in sorted(lms):
+        lm = json.loads(lm)
+        lines.append(
+            f"- LM: `{lm['dir']}`, {lm['epochs']} epochs, validation perplexity {lm['val/ppl']:.1f}"
+        )
+    flat = [_flat(c.get("identity") or {}) for c in cells]
+    keys = sorted(set().union(*flat) - {"init.name", "seed", "data.train_size"})
+    values = {k: {json.dumps(f.get(k)) for f in flat} for k in keys}
+    same = {k: json.loads(next(iter(v))) for k, v in values.items() if len(v) == 1}
+    for section in ("model", "classifier"):
+        shown = ", ".join(
+            f"{k.split('.', 1)[1]}={v}" for k, v in same.items() if k.startswith(f"{section}.")
+        )
+        lines.append(f"- {section}: {shown}")
+    varying = [f"`{k}` ({', '.join(sorted(v))})" for k, v in values.items() if len(v) > 1]
+    if varying:
+        lines.append(f"- settings that differ between cells: {'; '.join(varying)}")
+    return [*lines, ""]
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.2f}".replace("-0.00", "0.00")
 
@@ -124,10 +156,12 @@ def markdown(
     n_cells: int,
     unfinished: list[Path],
     anchors: dict[str, float] | None = None,
+    settings: list[str] = (),
 ) -> str:
     lines = [
         f"# lmft report: {name}",
         "",
+        *settings,
         f"{n_cells} finished cells; accuracy = `{metric}` on the test split, in % "
         "(the epoch is chosen on validation accuracy; test never selects anything).",
         "",
@@ -198,7 +232,8 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path) -> N
         if not rows:
             continue
         err = [
-            0 if r["test_acc_std"] != r["test_acc_std"] else 100 * r["test_acc_std"] for r in rows
+            0 if r["test_acc_ci95"] != r["test_acc_ci95"] else 100 * r["test_acc_ci95"]
+            for r in rows
         ]
         ax.errorbar(
             [r["train_size"] for r in rows],
@@ -216,7 +251,9 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path) -> N
     ax.set_xticklabels([f"{n:,}" for n in sizes])
     ax.set_xlabel("labeled training examples (log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{name}: pretrained vs scratch\n(mean ± std over seeds; epoch chosen on val)")
+    ax.set_title(
+        f"{name}: pretrained vs scratch\n(mean over seeds ± 95% CI; epoch chosen on validation)"
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best")
     save_fig(fig, dest)
@@ -253,7 +290,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path) -> None:
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     sweep_dir, out_dir = Path(cfg.sweep_dir), Path(out_dir)
     cells, unfinished = load_cells(sweep_dir)
-    name = cfg.name if Path(cfg.paths.sweep_dir) == sweep_dir else sweep_dir.name
+    name = sweep_dir.name  # the folder read (= the preset's name unless another was given)
     summary, gaps = summarize(cells, cfg.metric)
     cell_rows = [
         {
@@ -282,8 +319,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png")
     epochs_figure(name, cells, out_dir / "epochs.png")
     anchors = cfg.data.get("anchors")
-    anchors = OmegaConf.to_container(anchors) if anchors else {}
-    md = markdown(name, cfg.metric, summary, gaps, len(cells), unfinished, anchors)
+    imdb = all((c.get("identity") or {}).get("data", {}).get("kind") == "imdb" for c in cells)
+    anchors = OmegaConf.to_container(anchors) if anchors and imdb else {}  # IMDB's, for IMDB
+    md = markdown(
+        name, cfg.metric, summary, gaps, len(cells), unfinished, anchors, settings_lines(cells)
+    )
     write_text(out_dir / "summary.md", md)
     print(md.split("![")[0].rstrip())
     print(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,10 +150,17 @@ class EpochLog(L.Callback):
     """Records every epoch's logged metrics (the history) and prints one line per epoch."""
 
     def __init__(self, label: str):
-        self.label, self.rows, self.t0 = label, [], time.time()
+        self.label, self.rows, self.t0, self.steps = label, [], time.time(), 0
+
+    def eta(self, trainer, done_in_epoch: int) -> str:
+        """Time left for the run, at this process's pace so far (validation included)."""
+        n = trainer.num_training_batches
+        left = (trainer.max_epochs - trainer.current_epoch) * n - done_in_epoch
+        return f"{max(left, 0) * (time.time() - self.t0) / max(self.steps, 1):.0f} s left"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         """Without a progress bar, long epochs still report every ~10% of their steps."""
+        self.steps += 1
         n = trainer.num_training_batches
         if (
             trainer.is_global_zero
@@ -160,9 +169,10 @@ class EpochLog(L.Callback):
             and (batch_idx + 1) % (n // 10) == 0
         ):
             loss = float(outputs["loss"]) if isinstance(outputs, dict) else float("nan")
+            left = self.eta(trainer, batch_idx + 1)
             print(
                 f"[{self.label}] epoch {trainer.current_epoch + 1}: step {batch_idx + 1}/{n}"
-                f"  train/loss {loss:.4g}  {time.time() - self.t0:.0f} s",
+                f"  train/loss {loss:.4g}  {time.time() - self.t0:.0f} s, {left}",
                 flush=True,
             )
 
@@ -177,7 +187,9 @@ class EpochLog(L.Callback):
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
         if trainer.is_global_zero:
-            print(f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs}  {shown}", flush=True)
+            epoch = f"epoch {row['epoch']}/{trainer.max_epochs}"
+            left = self.eta(trainer, trainer.num_training_batches)
+            print(f"[{self.label}] {epoch}  {shown}  ({left})", flush=True)
 
     # Saved in Lightning checkpoints, so a resumed run keeps the epochs before the interruption.
     def state_dict(self) -> dict:
@@ -185,6 +197,18 @@ class EpochLog(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = state["rows"]
+
+
+# Lightning's notices that say nothing about this run: one per cell, hundreds per sweep.
+for _message in (
+    ".*LeafSpec.*",
+    ".*does not have many workers.*",
+    ".*smaller than the logging interval.*",
+):
+    warnings.filterwarnings("ignore", message=_message)
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage()
+)
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:
@@ -209,7 +233,9 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
         enable_checkpointing=any(
             isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks
         ),
-        enable_progress_bar=t.progress_bar,
+        # auto: a bar on a terminal; in a log file, where a bar is a wall of carriage returns,
+        # EpochLog's step lines instead
+        enable_progress_bar=sys.stdout.isatty() if t.progress_bar == "auto" else t.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=t.log_every_n_steps,
