@@ -311,11 +311,15 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
     cfg = cfg_for("pretrain", ov)
     pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
     lm = scalars(Path(cfg.paths.pretrain_dir))
-    for tag in ("val/loss", "val/ppl", "train/loss_epoch"):
+    for tag in ("val/loss", "val/ppl", "train/loss"):
         assert len(lm[tag]) == 3, (tag, lm[tag])
     cfg = cfg_for("finetune", ov)
     finetune.run(cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
     clf = scalars(Path(cfg.paths.sweep_dir) / cfg.cell)
     for tag in ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss"):
         assert len(clf[tag]) == 3 and len({e.step for e in clf[tag]}) == 3, (tag, clf[tag])
-    assert "final/test/acc_at_best_val" in clf and "final/val/ppl" in lm
+    assert "final/acc_test_at_best_val" in clf and "final/lm_ppl_val" in clf
+    assert not [t for t in lm if t.startswith("final/")]  # LM runs add no HParams row
+    assert len(clf["train/acc"]) == 3 and "train/loss_step" in lm  # LM: also per step
+    assert "epoch" not in lm and "epoch" not in clf  # the x axis is the epoch itself
+    assert {"lr-Adam/embedding", "lr-Adam/lstm1", "lr-Adam/head"} <= set(clf)

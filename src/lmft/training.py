@@ -16,6 +16,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, read_write
 
@@ -147,7 +148,8 @@ def provenance() -> dict:
 
 
 class EpochLog(L.Callback):
-    """Records every epoch's logged metrics (the history) and prints one line per epoch."""
+    """Records every epoch's logged metrics (the history), writes them to TensorBoard with the
+    epoch as the x axis, and prints one line per epoch."""
 
     def __init__(self, label: str):
         self.label, self.rows, self.t0, self.steps = label, [], time.time(), 0
@@ -159,8 +161,14 @@ class EpochLog(L.Callback):
         return f"{max(left, 0) * (time.time() - self.t0) / max(self.steps, 1):.0f} s left"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        """Without a progress bar, long epochs still report every ~10% of their steps."""
+        """Per-step metrics (`*_step`) to TensorBoard every log_every_n_steps steps; without a
+        progress bar, long epochs still report every ~10% of their steps."""
         self.steps += 1
+        step = trainer.global_step
+        if trainer.is_global_zero and trainer.logger and step % trainer.log_every_n_steps == 0:
+            for k, v in trainer.callback_metrics.items():
+                if k.endswith("_step"):  # (not through Lightning: it adds an `epoch` curve)
+                    trainer.logger.experiment.add_scalar(k, float(v), step)
         n = trainer.num_training_batches
         if (
             trainer.is_global_zero
@@ -180,12 +188,15 @@ class EpochLog(L.Callback):
         m = {
             k: round(float(v), 5)
             for k, v in trainer.callback_metrics.items()
-            if "/" in k and not k.endswith("_step")
+            if "/" in k and not k.endswith("_step") and not k.startswith("lr-")  # per step
         }
         m = {k.removesuffix("_epoch"): v for k, v in m.items()}
         row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(time.time() - self.t0, 1)}
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+        if trainer.is_global_zero and trainer.logger is not None:
+            for k, v in m.items():
+                trainer.logger.experiment.add_scalar(k, v, row["epoch"])
         if trainer.is_global_zero:
             epoch = f"epoch {row['epoch']}/{trainer.max_epochs}"
             left = self.eta(trainer, trainer.num_training_batches)
@@ -228,7 +239,7 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
         max_epochs=max_epochs,
         gradient_clip_val=t.gradient_clip_val,
         logger=logger,
-        callbacks=callbacks,
+        callbacks=[*callbacks, LearningRateMonitor()],  # lr-Adam/<layer group> per step
         default_root_dir=str(out_dir),
         enable_checkpointing=any(
             isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks
@@ -242,25 +253,42 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
     )
 
 
-def log_hparams(trainer: L.Trainer, params: dict, metrics: dict) -> None:
-    """HParams tab: the run's settings beside its final metrics.
+def log_hparams(trainer: L.Trainer, identity: dict, metrics: dict) -> None:
+    """HParams tab: one row per fine-tuning cell, its settings beside its final metrics.
 
-    The final metrics go in as `final/<split>/<name>` scalars: under the per-epoch tags
-    (`val/acc`, ...) their single point at step 0 would hide the curves in TensorBoard.
+    The cell's own axes come first (`_init`, `_seed`, `_train_size`: TensorBoard lists the
+    settings that differ first, by name), values as written (text, the size as its count);
+    the headline metric sorts first (`final/acc_test_at_best_val`), and the LM's validation
+    perplexity stands beside it (its settings are the cell's `lm.*`). LM runs add no row: a
+    row without the classifier's settings would make all of them look varied. Final metrics
+    are named `final/...`: under a per-epoch tag, their point would hide the curve.
     """
+    if "init" not in metrics:
+        return
     flat = {}
 
-    def walk(d, prefix=""):
+    def walk(d, prefix=""):  # values as text: TensorBoard shows a number 16 as 16.000
         for k, v in d.items():
             if isinstance(v, dict):
                 walk(v, f"{prefix}{k}.")
             else:
-                flat[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
+                flat[f"{prefix}{k}"] = v if isinstance(v, str) else json.dumps(v)
 
-    walk(params)
-    trainer.logger.log_hyperparams(
-        flat, {f"final/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+    flat.update(
+        _init=metrics["init"], _seed=str(metrics["seed"]), _train_size=str(metrics["train_size"])
     )
+    identity = {k: v for k, v in identity.items() if k not in ("init", "seed")}
+    identity["data"] = {k: v for k, v in identity["data"].items() if k != "train_size"}
+    shown = {
+        "final/acc_test_at_best_val": metrics["test/acc_at_best_val"],
+        "final/acc_test_last": metrics["test/acc"],
+        "final/acc_val_best": metrics["val/acc_best"],
+        "final/best_epoch": metrics["best_epoch"],
+    }
+    if metrics.get("lm"):
+        shown["final/lm_ppl_val"] = metrics["lm"]["val/ppl"]
+    walk(identity)
+    trainer.logger.log_hyperparams(flat, shown)
 
 
 def save_results(
@@ -268,7 +296,7 @@ def save_results(
 ) -> dict:
     """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
     metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
-    log_hparams(trainer, identity, {k: v for k, v in metrics.items() if "/" in k})
+    log_hparams(trainer, identity, metrics)
     write_csv(out_dir / "history.csv", history.rows)
     write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -74,8 +74,8 @@ class SentimentClassifier(L.LightningModule):
         self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
         self.encoder.init_linear(self.head)
         task = dict(task="binary") if num_classes == 2 else dict(task="multiclass")
-        self.val_acc, self.curve_acc, self.test_acc = (
-            Accuracy(**task, num_classes=num_classes) for _ in "vct"
+        self.train_acc, self.val_acc, self.curve_acc, self.test_acc = (
+            Accuracy(**task, num_classes=num_classes) for _ in "tvcT"
         )
 
     def layer_groups(self) -> list[nn.Module]:
@@ -111,23 +111,22 @@ class SentimentClassifier(L.LightningModule):
         return F.cross_entropy(logits, y), logits.softmax(-1)
 
     def training_step(self, batch, batch_idx):
-        loss, _ = self.loss_and_probs(batch)
+        loss = self._evaluate(batch, "train", self.train_acc)  # accuracy with dropout on
         if not torch.isfinite(loss):
             raise LmftError(
                 f"classifier loss became {loss.item()} at step {self.global_step}; "
                 "stopped. Lower classifier.lr or set trainer.gradient_clip_val."
             )
-        n = len(batch["labels"])
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
-    def _evaluate(self, batch, split: str, acc: Accuracy) -> None:
+    def _evaluate(self, batch, split: str, acc: Accuracy) -> torch.Tensor:
+        """Loss and accuracy of `split` for the epoch's history (`EpochLog` writes the curves)."""
         loss, probs = self.loss_and_probs(batch)
         acc.update(probs, batch["labels"])
-        n = len(batch["labels"])
-        kw = dict(batch_size=n, add_dataloader_idx=False, logger=split != "final")
-        self.log(f"{split}/loss", loss, sync_dist=True, **kw)
-        self.log(f"{split}/acc", acc, **kw)
+        kw = dict(batch_size=len(batch["labels"]), add_dataloader_idx=False, logger=False)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, **kw)
+        self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, **kw)
+        return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Loader 0 is the validation split, loader 1 the test curve subset (curves only)."""
@@ -141,12 +140,14 @@ class SentimentClassifier(L.LightningModule):
     def configure_optimizers(self):
         hp, groups = self.hparams, self.layer_groups()
         top = len(groups) - 1
+        names = ["embedding", *(f"lstm{i}" for i in range(1, top)), "head"]
         param_groups = [
             {
                 "params": list(g.parameters()),
                 "lr": hp.lr * (hp.encoder_lr_factor if depth else 1.0) / hp.lr_decay**depth,
+                "name": name,  # LearningRateMonitor's curve: lr-Adam/<name>
             }
-            for depth, g in zip(range(top, -1, -1), groups, strict=True)
+            for depth, g, name in zip(range(top, -1, -1), groups, names, strict=True)
         ]
         opt = torch.optim.Adam(
             param_groups, lr=hp.lr, eps=hp.adam_eps, weight_decay=hp.weight_decay
