@@ -107,3 +107,14 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     assert "- model: hidden_size=512" in text and "pooling=mean" in text
     assert "settings that differ between cells: `classifier.dropout` (0.3, 0.5)" in text
     assert "`seed`" not in text  # seeds, sizes and arms are the sweep's own axes
+
+
+def test_figure_caption_states_the_lm_and_the_recipe():
+    from lmft.report import caption
+
+    cells = [cell("pretrained", 100, 0, 0.8), cell("scratch", 100, 0, 0.7)]
+    for c in cells:
+        c["identity"] = {"classifier": {"pooling": "mean", "lr": 0.001, "batch_size": 32}}
+    cells[0]["lm"] = {"dir": "x", "epochs": 60, "val/ppl": 247.04}
+    text = caption(cells)
+    assert text.startswith("LM 60 epochs, val ppl 247.0 | pooling=mean, lr=0.001, batch_size=32")

@@ -144,6 +144,18 @@ def settings_lines(cells: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def caption(cells: list[dict]) -> str:
+    """One line for the figures: the LM(s) and the recipe settings the cells ran with."""
+    lms = {(c["lm"]["epochs"], round(c["lm"]["val/ppl"], 1)) for c in cells if c.get("lm")}
+    lm = "; ".join(f"LM {e} epochs, val ppl {p}" for e, p in sorted(lms)) or "no LM"
+    flat = [_flat(c.get("identity") or {}) for c in cells]
+    keys = ("classifier.pooling", "classifier.lr", "classifier.batch_size", "classifier.epochs")
+    recipe = ", ".join(
+        f"{k.split('.')[1]}={'/'.join(sorted({str(f.get(k)) for f in flat}))}" for k in keys
+    )
+    return f"{lm} | {recipe}"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.2f}".replace("-0.00", "0.00")
 
@@ -225,7 +237,7 @@ def save_fig(fig, dest: Path) -> None:
     plt.close(fig)
 
 
-def learning_curve(name: str, metric: str, summary: list[dict], dest: Path) -> None:
+def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for arm in ARMS:
         rows = [r for r in summary if r["init"] == arm]
@@ -253,13 +265,15 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path) -> N
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(
         f"{name}: pretrained vs scratch\n(mean over seeds ± 95% CI; epoch chosen on validation)"
+        f"\n{note}",
+        fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best")
     save_fig(fig, dest)
 
 
-def epochs_figure(name: str, cells: list[dict], dest: Path) -> None:
+def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     sizes = sorted({c["train_size"] for c in cells})
     fig, axes = plt.subplots(
         1, len(sizes), figsize=(4.2 * len(sizes), 4.0), squeeze=False, sharey=True
@@ -282,7 +296,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path) -> None:
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%), mean over seeds")
     axes[0][-1].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{name}: validation (solid) and test (dashed) accuracy per epoch")
+    fig.suptitle(f"{name}: validation (solid) and test (dashed) accuracy per epoch\n{note}")
     fig.tight_layout()
     save_fig(fig, dest)
 
@@ -316,8 +330,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     )
     if gaps:
         write_csv(out_dir / "gaps.csv", gaps)
-    learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png")
-    epochs_figure(name, cells, out_dir / "epochs.png")
+    note = caption(cells)
+    learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png", note)
+    epochs_figure(name, cells, out_dir / "epochs.png", note)
     anchors = cfg.data.get("anchors")
     imdb = all((c.get("identity") or {}).get("data", {}).get("kind") == "imdb" for c in cells)
     anchors = OmegaConf.to_container(anchors) if anchors and imdb else {}  # IMDB's, for IMDB
