@@ -65,7 +65,6 @@ def overrides(fake_archive, tmp_path) -> list[str]:
         f"data.archive={fake_archive}",
         f"data.cache_dir={tmp_path}/cache",
         f"paths.outputs={tmp_path}/outputs",
-        "data.val_size=40",
     ]
 
 

@@ -48,7 +48,7 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     assert {(x["init"], x["train_size"]) for x in rows} == {
         (i, n)
         for i in ("pretrained", "scratch")
-        for n in ("50", "200")  # all = 240 - 40 (val)
+        for n in ("50", "190")  # all = 240 - 50 (val)
     }
     assert {"n_seeds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
     for f in ("learning_curve.png", "epochs.png", "summary.md", "gaps.csv"):
@@ -135,3 +135,24 @@ def test_a_test_size_beyond_the_test_set_is_announced(overrides, tmp_path):
             cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "a test size of 100000 asked for, but the test set has 240 texts" in r.stderr
+
+
+def test_any_key_is_a_sweep_axis_with_a_folder_per_combination(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    assert cli("lmft.pretrain", "experiment=smoke", *ov, cwd=tmp_path).returncode == 0
+    sweep = ["-m", "experiment=smoke", "data.train_size=50", "classifier.pooling=mean,max", *ov]
+    r = cli("lmft.finetune", *sweep, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cells = tmp_path / "outputs/sweeps/smoke"
+    assert sorted(p.name for p in cells.glob("*/metrics.json") for p in [p.parent]) == [
+        f"init={i},n=50,seed=0,classifier.pooling={p}"
+        for i in ("pretrained", "scratch")
+        for p in ("max", "mean")
+    ]
+    r = cli("lmft.finetune", *sweep, cwd=tmp_path)  # a rerun skips all four
+    assert r.returncode == 0 and r.stdout.count("already finished") == 4
+    r = cli("lmft.report", "experiment=smoke", f"paths.outputs={tmp_path}/outputs", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "| classifier.pooling=max | pretrained | 50 |" in r.stdout
+    assert "Best recipe against best recipe" in r.stdout
+    assert (tmp_path / "outputs/reports/smoke/best_recipes.csv").exists()

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lmft.report import load_cells, mean_ci, summarize
+from lmft.report import ARMS, load_cells, mean_ci, summarize
 
 
 def cell(init, size, seed, acc):
@@ -118,3 +118,33 @@ def test_figure_caption_states_the_lm_and_the_recipe():
     cells[0]["lm"] = {"dir": "x", "epochs": 60, "val/ppl": 247.04}
     text = caption(cells)
     assert text.startswith("LM 60 epochs, val ppl 247.0 | pooling=mean, lr=0.001, batch_size=32")
+
+
+def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validation():
+    from lmft.report import best_against_best
+
+    def make(init, pooling, seed, val, test, best_epoch=2):
+        c = cell(init, 100, seed, test)
+        c.update({"val/acc_best": val, "best_epoch": best_epoch})
+        c["identity"] = {"classifier": {"pooling": pooling}, "seed": seed}
+        return c
+
+    cells = [make("pretrained", "mean", s, 0.70, 0.70) for s in range(3)]
+    cells += [make("pretrained", "concat", s, 0.80, 0.75 + s / 100) for s in range(3)]
+    cells += [make("scratch", "mean", s, 0.78, 0.74, best_epoch=2 if s else 1) for s in range(3)]
+    cells += [make("scratch", "concat", s, 0.60, 0.90) for s in range(3)]  # best on test only
+    summary, gaps = summarize(cells, "test/acc")
+    assert {(r["recipe"], r["init"]) for r in summary} == {
+        (f"classifier.pooling={p}", a) for p in ("mean", "concat") for a in ARMS
+    }
+    assert {g["recipe"]: round(g["gap_mean"], 4) for g in gaps} == {
+        "classifier.pooling=concat": round(0.76 - 0.90, 4),
+        "classifier.pooling=mean": round(0.70 - 0.74, 4),
+    }
+    last = {(r["recipe"], r["init"]): r["n_best_last"] for r in summary}
+    assert last[("classifier.pooling=mean", "scratch")] == 2  # best epoch 2 of 2: still rising
+    (best,) = best_against_best(cells, "test/acc")
+    assert best["pretrained_recipe"] == "classifier.pooling=concat"  # 0.80 on validation
+    assert best["scratch_recipe"] == "classifier.pooling=mean"  # not concat's 0.90 on test
+    assert round(best["gap_mean"], 4) == round(0.76 - 0.74, 4) and best["n_pairs"] == 3
+    assert best_against_best(cells[:6], "test/acc") == []  # one arm only: nothing to pair

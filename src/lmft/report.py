@@ -6,7 +6,9 @@
 Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells are listed, never
 counted) and writes summary.csv, gaps.csv, cells.csv, cells.json (each cell's full settings,
 versions and git commit), summary.md, learning_curve.png and epochs.png to the report dir, and
-prints the tables.
+prints the tables. Settings that differ between cells besides arm, size and seed (a swept
+classifier.pooling, say) make recipes: rows and gaps per recipe, and best_recipes.csv, each
+arm's best recipe per size (chosen on validation) against the other's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import math
 import sys
 from collections import defaultdict
+from itertools import product
 from pathlib import Path
 
 import hydra
@@ -32,6 +35,7 @@ from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
+LINESTYLES = ("-", "--", ":", "-.") * 4  # one per recipe (the sweep's other axes)
 REQUIRED = ("init", "train_size", "seed", "test/acc", "test/acc_at_best_val", "history")
 
 
@@ -68,18 +72,61 @@ def mean_ci(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:
     return mean, std, stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
 
 
-def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
-    """One row per (init, train_size), and one gap row per size (paired by seed)."""
-    by = defaultdict(dict)
+AXES = ("init.name", "seed", "data.train_size")  # a sweep's own axes: arm, seed, size
+
+
+def varying_keys(cells: list[dict]) -> list[str]:
+    """Settings (dotted keys of the cells' identities) that differ between cells, beyond the
+    arm, seed and size: the sweep's other axes (e.g. classifier.pooling)."""
+    flat = [_flat(c.get("identity") or {}) for c in cells]
+    keys = set().union(*flat) - set(AXES)
+    return sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1)
+
+
+def recipe(cell: dict, keys: list[str]) -> str:
+    """The cell's values of `keys` ("" when the sweep has no other axis)."""
+    flat = _flat(cell.get("identity") or {})
+    return ", ".join(f"{k}={flat.get(k)}" for k in keys)
+
+
+def _groups(cells: list[dict]) -> dict[tuple, dict[int, dict]]:
+    """(recipe, init, train_size) -> {seed: cell}."""
+    keys, by = varying_keys(cells), defaultdict(dict)
     for c in cells:
-        by[(c["init"], c["train_size"])][c["seed"]] = c
+        by[(recipe(c, keys), c["init"], c["train_size"])][c["seed"]] = c
+    return by
+
+
+def paired_gap(pre: dict[int, dict], scr: dict[int, dict], metric: str) -> dict | None:
+    """pretrained - scratch, paired by seed, with a 95% t-interval; None without a pair."""
+    seeds = sorted(set(pre) & set(scr))
+    if not seeds:
+        return None
+    mean, std, ci = mean_ci([pre[s][metric] - scr[s][metric] for s in seeds])
+    return {
+        "n_pairs": len(seeds),
+        "gap_mean": mean,
+        "gap_std": std,
+        "ci95_low": mean - ci,
+        "ci95_high": mean + ci,
+        "excludes_0": bool(ci == ci and abs(mean) > ci),
+    }
+
+
+def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
+    """One row per (recipe, init, train_size), one gap row per (recipe, size), paired by seed.
+
+    `n_best_last`: cells whose best validation epoch was their last (still improving when
+    training stopped: judged before they were done)."""
+    by = _groups(cells)
     summary = []
-    for (init, size), runs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (rec, init, size), runs in sorted(by.items(), key=lambda kv: (kv[0][2], kv[0])):
         vals = [r[metric] for r in runs.values()]
         last = [r["test/acc"] for r in runs.values()]
         mean, std, ci = mean_ci(vals)
         summary.append(
             {
+                "recipe": rec,
                 "init": init,
                 "train_size": size,
                 "n_seeds": len(vals),
@@ -88,28 +135,53 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "test_acc_ci95": ci,
                 "test_acc_last_epoch_mean": sum(last) / len(last),
                 "val_acc_best_mean": sum(r["val/acc_best"] for r in runs.values()) / len(vals),
+                "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values()),
             }
         )
     gaps = []
-    for size in sorted({s for _, s in by}):
-        pre, scr = by.get(("pretrained", size), {}), by.get(("scratch", size), {})
-        seeds = sorted(set(pre) & set(scr))
-        if not seeds:
-            continue
-        d = [pre[s][metric] - scr[s][metric] for s in seeds]
-        mean, std, ci = mean_ci(d)
-        gaps.append(
-            {
-                "train_size": size,
-                "n_pairs": len(seeds),
-                "gap_mean": mean,
-                "gap_std": std,
-                "ci95_low": mean - ci,
-                "ci95_high": mean + ci,
-                "excludes_0": bool(ci == ci and abs(mean) > ci),
-            }
+    for rec, size in sorted({(r, s) for r, _, s in by}, key=lambda k: (k[1], k[0])):
+        gap = paired_gap(
+            by.get((rec, "pretrained", size), {}), by.get((rec, "scratch", size), {}), metric
         )
+        if gap:
+            gaps.append({"recipe": rec, "train_size": size, **gap})
     return summary, gaps
+
+
+def best_against_best(cells: list[dict], metric: str) -> list[dict]:
+    """Per size: each arm's best recipe, chosen on mean validation accuracy (never on test),
+    then the paired test gap between the two choices. Empty when the sweep has one recipe."""
+    if not varying_keys(cells):
+        return []
+    by, out = _groups(cells), []
+    for size in sorted({s for _, _, s in by}):
+        chosen = {}
+        for arm in ARMS:
+            options = {r: runs for (r, a, s), runs in by.items() if a == arm and s == size}
+            if options:
+                chosen[arm] = max(
+                    sorted(options),
+                    key=lambda r: (
+                        sum(c["val/acc_best"] for c in options[r].values()) / len(options[r])
+                    ),
+                )
+        if len(chosen) < 2:
+            continue
+        gap = paired_gap(
+            by[(chosen["pretrained"], "pretrained", size)],
+            by[(chosen["scratch"], "scratch", size)],
+            metric,
+        )
+        if gap:
+            out.append(
+                {
+                    "train_size": size,
+                    "pretrained_recipe": chosen["pretrained"],
+                    "scratch_recipe": chosen["scratch"],
+                    **gap,
+                }
+            )
+    return out
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -121,7 +193,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def settings_lines(cells: list[dict]) -> list[str]:
     """What the sweep compared: the LM(s) the pretrained cells started from, the model and
-    classifier settings, and any setting that differs between cells (beyond init/size/seed)."""
+    classifier settings all cells share, and the settings that differ between cells."""
     lines = ["## What was compared", ""]
     lms = {json.dumps(c["lm"], sort_keys=True) for c in cells if c.get("lm")}
     for lm in sorted(lms):
@@ -129,18 +201,18 @@ def settings_lines(cells: list[dict]) -> list[str]:
         lines.append(
             f"- LM: `{lm['dir']}`, {lm['epochs']} epochs, validation perplexity {lm['val/ppl']:.1f}"
         )
-    flat = [_flat(c.get("identity") or {}) for c in cells]
-    keys = sorted(set().union(*flat) - {"init.name", "seed", "data.train_size"})
-    values = {k: {json.dumps(f.get(k)) for f in flat} for k in keys}
-    same = {k: json.loads(next(iter(v))) for k, v in values.items() if len(v) == 1}
+    varying, flat = varying_keys(cells), _flat(cells[0].get("identity") or {})
     for section in ("model", "classifier"):
         shown = ", ".join(
-            f"{k.split('.', 1)[1]}={v}" for k, v in same.items() if k.startswith(f"{section}.")
+            f"{k.split('.', 1)[1]}={v}"
+            for k, v in flat.items()
+            if k.startswith(f"{section}.") and k not in varying
         )
         lines.append(f"- {section}: {shown}")
-    varying = [f"`{k}` ({', '.join(sorted(v))})" for k, v in values.items() if len(v) > 1]
     if varying:
-        lines.append(f"- settings that differ between cells: {'; '.join(varying)}")
+        values = {k: sorted({str(_flat(c["identity"]).get(k)) for c in cells}) for k in varying}
+        shown = "; ".join(f"`{k}` ({', '.join(v)})" for k, v in values.items())
+        lines.append(f"- settings that differ between cells: {shown}")
     return [*lines, ""]
 
 
@@ -169,47 +241,70 @@ def markdown(
     unfinished: list[Path],
     anchors: dict[str, float] | None = None,
     settings: list[str] = (),
+    best: list[dict] = (),
 ) -> str:
+    several = any(r["recipe"] for r in summary)  # a column for the sweep's other axes
+    col = lambda r: f" {r['recipe']} |" if several else ""  # noqa: E731
     lines = [
         f"# lmft report: {name}",
         "",
         *settings,
         f"{n_cells} finished cells; accuracy = `{metric}` on the test split, in % "
-        "(the epoch is chosen on validation accuracy; test never selects anything).",
+        "(the epoch is chosen on validation accuracy; test never selects anything). "
+        '"best = last": cells whose best validation epoch was their last, still improving '
+        "when training stopped.",
         "",
-        "| init | labeled examples | seeds | test acc mean | std | 95% CI ± | last-epoch mean |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"|{' recipe |' if several else ''} init | labeled examples | seeds | test acc mean "
+        "| std | 95% CI ± | last-epoch mean | best = last |",
+        f"|{'---|' if several else ''}---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['init']} | {r['train_size']:,} | {r['n_seeds']} | {_pct(r['test_acc_mean'])} "
-        f"| {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
-        f"| {_pct(r['test_acc_last_epoch_mean'])} |"
+        f"|{col(r)} {r['init']} | {r['train_size']:,} | {r['n_seeds']} "
+        f"| {_pct(r['test_acc_mean'])} | {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
+        f"| {_pct(r['test_acc_last_epoch_mean'])} | {r['n_best_last']}/{r['n_seeds']} |"
         for r in summary
     ]
     lines += [
         "",
         "Gap = pretrained − scratch, mean of per-seed paired differences (points), "
-        "with a 95% t-interval over seeds:",
+        "with a 95% t-interval over seeds" + (", within each recipe:" if several else ":"),
         "",
-        "| labeled examples | pairs | gap | 95% CI | CI excludes 0 |",
-        "|---:|---:|---:|---|---|",
+        f"|{' recipe |' if several else ''} labeled examples | pairs | gap | 95% CI "
+        "| CI excludes 0 |",
+        f"|{'---|' if several else ''}---:|---:|---:|---|---|",
     ]
-    for g in gaps:
-        ci = (
-            "n/a (one seed)"
-            if g["n_pairs"] < 2
-            else f"[{_pct(g['ci95_low'])}, {_pct(g['ci95_high'])}]"
-        )
-        yes = "n/a" if g["n_pairs"] < 2 else ("yes" if g["excludes_0"] else "**no**")
-        lines.append(
-            f"| {g['train_size']:,} | {g['n_pairs']} | {_pct(g['gap_mean'])} | {ci} | {yes} |"
-        )
+    lines += [f"|{col(g)} {g['train_size']:,} | {_gap_cells(g)}" for g in gaps]
+    if best:
+        lines += [
+            "",
+            "Best recipe against best recipe: per size, each arm's recipe with the best mean "
+            "validation accuracy (chosen on validation only), then the paired test gap "
+            "between the two choices. Unlike the per-recipe gaps above, this compares each "
+            "arm at its own best settings.",
+            "",
+            "| labeled examples | pretrained recipe | scratch recipe | pairs | gap | 95% CI "
+            "| CI excludes 0 |",
+            "|---:|---|---|---:|---:|---|---|",
+        ]
+        lines += [
+            f"| {b['train_size']:,} | {b['pretrained_recipe']} | {b['scratch_recipe']} "
+            f"| {_gap_cells(b)}"
+            for b in best
+        ]
     if anchors:
         lines += ["", *anchor_table(summary, anchors)]
     if unfinished:
         lines += ["", f"Not counted (unfinished): {', '.join(p.name for p in unfinished)}"]
     lines += ["", "![learning curve](learning_curve.png)", "", "![epochs](epochs.png)", ""]
     return "\n".join(lines)
+
+
+def _gap_cells(g: dict) -> str:
+    """`pairs | gap | 95% CI | excludes 0 |` of a gap row."""
+    one = g["n_pairs"] < 2
+    ci = "n/a (one seed)" if one else f"[{_pct(g['ci95_low'])}, {_pct(g['ci95_high'])}]"
+    yes = "n/a" if one else ("yes" if g["excludes_0"] else "**no**")
+    return f"{g['n_pairs']} | {_pct(g['gap_mean'])} | {ci} | {yes} |"
 
 
 def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
@@ -222,12 +317,12 @@ def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
         "|---|---:|",
     ]
     lines += [f"| {name} | {acc:.1f} |" for name, acc in anchors.items()]
-    lines += [
-        f"| **this sweep: {r['init']}, {size:,} labels, {r['n_seeds']} seed(s)** "
-        f"| **{_pct(r['test_acc_mean'])}** |"
-        for r in summary
-        if r["train_size"] == size
-    ]
+    for r in (r for r in summary if r["train_size"] == size):
+        arm = f"{r['init']} ({r['recipe']})" if r["recipe"] else r["init"]
+        lines.append(
+            f"| **this sweep: {arm}, {size:,} labels, {r['n_seeds']} seed(s)** "
+            f"| **{_pct(r['test_acc_mean'])}** |"
+        )
     return lines
 
 
@@ -239,8 +334,9 @@ def save_fig(fig, dest: Path) -> None:
 
 def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for arm in ARMS:
-        rows = [r for r in summary if r["init"] == arm]
+    recipes = sorted({r["recipe"] for r in summary})
+    for (rec, style), arm in product(zip(recipes, LINESTYLES, strict=False), ARMS):
+        rows = [r for r in summary if r["init"] == arm and r["recipe"] == rec]
         if not rows:
             continue
         err = [
@@ -254,7 +350,9 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
             marker="o",
             capsize=4,
             color=COLORS[arm],
-            label=f"{arm} (seeds per size: {', '.join(str(r['n_seeds']) for r in rows)})",
+            linestyle=style,
+            label=f"{arm}{f' {rec}' if rec else ''} "
+            f"(seeds per size: {', '.join(str(r['n_seeds']) for r in rows)})",
         )
     ax.set_xscale("log")
     sizes = sorted({r["train_size"] for r in summary})
@@ -269,7 +367,7 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best")
+    ax.legend(loc="best", fontsize=8 if len(recipes) > 1 else 10)
     save_fig(fig, dest)
 
 
@@ -278,16 +376,24 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     fig, axes = plt.subplots(
         1, len(sizes), figsize=(4.2 * len(sizes), 4.0), squeeze=False, sharey=True
     )
+    keys = varying_keys(cells)
+    recipes = sorted({recipe(c, keys) for c in cells})
+    one = len(recipes) == 1  # then validation and test; else validation, a style per recipe
     for ax, size in zip(axes[0], sizes, strict=True):
-        for arm in ARMS:
-            runs = [c["history"] for c in cells if c["train_size"] == size and c["init"] == arm]
+        for (rec, rec_style), arm in product(zip(recipes, LINESTYLES, strict=False), ARMS):
+            runs = [
+                c["history"]
+                for c in cells
+                if c["train_size"] == size and c["init"] == arm and recipe(c, keys) == rec
+            ]
             if not runs:
                 continue
             n_ep = min(len(h) for h in runs)
             x = list(range(1, n_ep + 1))
-            for split, style in (("val", "-"), ("test", "--")):
+            for split, style in (("val", "-"), ("test", "--")) if one else (("val", rec_style),):
                 y = [100 * sum(h[e][f"{split}/acc"] for h in runs) / len(runs) for e in range(n_ep)]
-                ax.plot(x, y, style, marker=".", color=COLORS[arm], label=f"{arm} {split}")
+                label = f"{arm} {split}" if one else f"{arm} {rec}"
+                ax.plot(x, y, style, marker=".", color=COLORS[arm], label=label)
         ax.set_title(f"{size:,} labeled examples")
         ax.set_xlabel("epoch")
         n_max = max(len(c["history"]) for c in cells if c["train_size"] == size)
@@ -296,7 +402,8 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%), mean over seeds")
     axes[0][-1].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{name}: validation (solid) and test (dashed) accuracy per epoch\n{note}")
+    what = "validation (solid) and test (dashed)" if one else "validation (a style per recipe)"
+    fig.suptitle(f"{name}: {what} accuracy per epoch\n{note}")
     fig.tight_layout()
     save_fig(fig, dest)
 
@@ -306,6 +413,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     cells, unfinished = load_cells(sweep_dir)
     name = sweep_dir.name  # the folder read (= the preset's name unless another was given)
     summary, gaps = summarize(cells, cfg.metric)
+    best = best_against_best(cells, cfg.metric)
     cell_rows = [
         {
             "cell": c["cell"],
@@ -316,6 +424,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             "test_acc_last": c["test/acc"],
             "val_acc_best": c["val/acc_best"],
             "best_epoch": c["best_epoch"],
+            "epochs": len(c["history"]),
+            "test_acc_curve_max": c.get("test/acc_curve_max"),
             **c.get("provenance", {}),
         }
         for c in cells
@@ -330,6 +440,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     )
     if gaps:
         write_csv(out_dir / "gaps.csv", gaps)
+    if best:
+        write_csv(out_dir / "best_recipes.csv", best)
     note = caption(cells)
     learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png", note)
     epochs_figure(name, cells, out_dir / "epochs.png", note)
@@ -337,7 +449,15 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     imdb = all((c.get("identity") or {}).get("data", {}).get("kind") == "imdb" for c in cells)
     anchors = OmegaConf.to_container(anchors) if anchors and imdb else {}  # IMDB's, for IMDB
     md = markdown(
-        name, cfg.metric, summary, gaps, len(cells), unfinished, anchors, settings_lines(cells)
+        name,
+        cfg.metric,
+        summary,
+        gaps,
+        len(cells),
+        unfinished,
+        anchors,
+        settings_lines(cells),
+        best,
     )
     write_text(out_dir / "summary.md", md)
     print(md.split("![")[0].rstrip())
@@ -346,7 +466,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "cells.json, learning_curve.png, epochs.png)",
         file=sys.stderr,
     )
-    return {"summary": summary, "gaps": gaps}
+    return {"summary": summary, "gaps": gaps, "best": best}
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="report")

@@ -60,7 +60,34 @@ def job_gpu(n_gpus: int) -> list[int]:
     return [HydraConfig.get().job.num % int(n_gpus)]
 
 
+def _changes_results(override: str) -> bool:
+    """Whether a command-line override can change a fine-tuning cell's result."""
+    key = override.lstrip("+~").split("=")[0]
+    section, _, name = key.partition(".")
+    return not (
+        key in ("experiment", "name", "init", "seed", "data.train_size")
+        or key.startswith(("paths.", "hydra.", "hydra/"))
+        or name in _NOT_RESULTS.get(section, ())
+    )
+
+
+def cell_name(init: str, size, seed) -> str:
+    """`cell: ${lmft.cell:...}`: a fine-tuning cell's folder, named from its arm, size and seed,
+    then every other command-line override that can change its result, sorted (for example
+    `init=scratch,n=1000,seed=0,classifier.pooling=concat`): so any config key can be a sweep
+    axis, one readable folder per combination. (Called from Python, without Hydra's command
+    line, the name is the first three.)"""
+    from hydra.core.hydra_config import HydraConfig
+
+    base = f"init={init},n={size},seed={seed}"
+    if not HydraConfig.initialized():
+        return base
+    extra = sorted(o.lstrip("+~") for o in HydraConfig.get().overrides.task if _changes_results(o))
+    return ",".join([base, *(e.replace("/", "_") for e in extra)])  # one folder, never nested
+
+
 OmegaConf.register_new_resolver("lmft.job_gpu", job_gpu, replace=True)
+OmegaConf.register_new_resolver("lmft.cell", cell_name, replace=True)
 
 
 def run_identity(cfg: DictConfig, stage: str) -> dict:
