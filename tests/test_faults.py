@@ -131,3 +131,29 @@ def test_a_damaged_encoder_is_rewritten_by_the_remedy_the_error_prints(overrides
     again = torch.load(enc, weights_only=True)["state_dict"]
     assert all(torch.equal(good[k], again[k]) for k in good)  # the same weights, from last.ckpt
     assert run(*cell).returncode == 0
+
+
+def test_a_resumed_pretraining_equals_an_uninterrupted_one_with_dropout_on(overrides, tmp_path):
+    """The checkpoint carries the random-number generators' states (dropout masks) and the
+    sampler depends on seed and epoch only: resuming changes no number."""
+    ov = [o for o in overrides if not o.startswith(("experiment=", "paths.outputs="))]
+    base = ["lmft.pretrain", "experiment=smoke", "lm.epochs=3", "lm.dropout=0.3", *ov]
+    once = [*base, f"paths.outputs={tmp_path}/once"]
+    twice = [*base, f"paths.outputs={tmp_path}/twice"]
+    run = lambda a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", *a], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert run(once).returncode == 0
+    run_until(twice, tmp_path, "epoch 2/3")  # last.ckpt of epoch 1 (at least) is written
+    r = run(twice)
+    assert r.returncode == 0 and "resuming from" in r.stdout, r.stderr
+    a, b = (
+        torch.load(tmp_path / d / "pretrain/smoke/encoder.pt", weights_only=True)["state_dict"]
+        for d in ("once", "twice")
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = (
+        json.loads((tmp_path / d / "pretrain/smoke/metrics.json").read_text())
+        for d in ("once", "twice")
+    )
+    assert ma["val/loss"] == mb["val/loss"]

@@ -26,6 +26,7 @@ from lmft.models import LanguageModel
 from lmft.models.encoder import load_encoder_state, save_encoder
 from lmft.training import (
     EpochLog,
+    RNGState,
     data_kwargs,
     encoder_kwargs,
     entry,
@@ -103,7 +104,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         cfg,
         out_dir,
         lm.epochs,
-        [history, ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False)],
+        [
+            history,
+            RNGState(),
+            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False),
+        ],
     )
     last = ckpt_dir / "last.ckpt"
     if last.exists():

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -64,8 +66,8 @@ def _changes_results(override: str) -> bool:
     """Whether a command-line override can change a fine-tuning cell's result."""
     key = override.lstrip("+~").split("=")[0]
     section, _, name = key.partition(".")
-    return not (
-        key in ("experiment", "name", "init", "seed", "data.train_size")
+    return not (  # (the trainer group picks hardware; the values it sets that matter follow)
+        key in ("experiment", "name", "init", "seed", "data.train_size", "trainer")
         or key.startswith(("paths.", "hydra.", "hydra/"))
         or name in _NOT_RESULTS.get(section, ())
     )
@@ -247,6 +249,30 @@ for _message in (
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage()
 )
+
+
+class RNGState(L.Callback):
+    """Keeps the random-number generators' states (torch, CUDA, numpy, python) in every
+    checkpoint and restores them on resume: a resumed run draws the same dropout masks, and
+    so ends with the same numbers, as one never interrupted. (The batch order needs nothing:
+    BucketBatchSampler derives it from seed and epoch.)"""
+
+    def state_dict(self) -> dict:  # tensors, ints and lists: loads with weights_only=True
+        kind, keys, *rest = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, keys.tolist(), *rest],
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        kind, keys, *rest = state["numpy"]
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+        random.setstate(state["python"])
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:
