@@ -56,7 +56,7 @@ example: $(BIN)/.installed ## Worked example on your-own-data: writes docs/examp
 	$(BIN)/python docs/example/make_data.py
 	$(MAKE) --no-print-directory run EXP=tickets
 
-test: $(BIN)/.installed ## Run the test suite (unit, integration on the real archive, DDP and launchers; ~5 min on 2 CPU cores)
+test: $(BIN)/.installed ## Run the test suite (unit, integration on the real archive, DDP and launchers; ~10 min on 2 CPU cores)
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed ## Ruff lint and format check

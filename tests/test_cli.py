@@ -156,3 +156,15 @@ def test_any_key_is_a_sweep_axis_with_a_folder_per_combination(overrides, tmp_pa
     assert "| classifier.pooling=max | pretrained | 50 |" in r.stdout
     assert "Best recipe against best recipe" in r.stdout
     assert (tmp_path / "outputs/reports/smoke/best_recipes.csv").exists()
+
+
+def test_exit_codes_are_as_the_readme_says(overrides, tmp_path):
+    """lmft's own errors: one `error:` line, exit 2. Hydra's (unknown preset or key): exit 1,
+    with Hydra's message listing what is valid."""
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    r = cli("lmft.finetune", "experiment=smok", *ov, cwd=tmp_path)
+    assert r.returncode == 1 and "smoke" in r.stderr and "error: " not in r.stderr
+    r = cli("lmft.finetune", "experiment=smoke", "classifier.lrr=0.1", *ov, cwd=tmp_path)
+    assert r.returncode == 1 and "lrr" in r.stderr
+    r = cli("lmft.finetune", "experiment=smoke", "init=pretrained", *ov, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ")
