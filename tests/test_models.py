@@ -324,3 +324,18 @@ def test_truncating_pre_keeps_the_end_post_the_start():
     assert TokenDataset(enc, idx, 4, "post")[0][0].tolist() == [1, 2, 3, 4]
     with pytest.raises(LmftError, match="data.truncating"):
         TokenDataset(enc, idx, 4, "middle")
+
+
+def test_cpu_bf16_autocast_runs_the_lstm_in_float32():
+    """oneDNN's bf16 LSTM exists only on CPUs with AVX-512 BF16 / AMX (elsewhere it raises):
+    under CPU autocast the encoder runs its LSTM in float32, so bf16 presets run anywhere."""
+    torch.manual_seed(0)
+    enc = LSTMEncoder(**{**ENC, "weight_dropout": 0.2}).train()
+    ids, _ = padded([[5, 6, 7, 8], [9, 10]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(ids)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    lm = LanguageModel(encoder=ENC, dropout=0.0)
+    batch = {"ids": ids, "lengths": torch.tensor([4, 2])}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(lm.loss(batch))

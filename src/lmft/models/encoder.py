@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from itertools import pairwise
 from pathlib import Path
 
@@ -127,14 +128,20 @@ class LSTMEncoder(nn.Module):
             weight = weight * weight.new_empty(len(weight), 1).bernoulli_(1 - p) / (1 - p)
         x = F.embedding(ids, weight, padding_idx=0)
         x = locked_dropout(x, kw["input_dropout"], self.training)
-        for i, lstm in enumerate(self.layers):
-            if i:
-                x = locked_dropout(x, kw["dropout"], self.training)
-            if self.training and kw["weight_dropout"]:  # DropConnect, fresh mask every call
-                w = F.dropout(lstm.weight_hh_l0, kw["weight_dropout"])
-                x, _ = functional_call(lstm, {"weight_hh_l0": w}, (x,))
-            else:
-                x, _ = lstm(x)
+        # On a CPU the LSTM runs in float32 even under bf16 autocast: oneDNN has a bf16 LSTM
+        # only on CPUs with AVX-512 BF16 or AMX (elsewhere it fails), and one precision keeps
+        # a preset's numbers the same on every CPU. The rest (softmax, head) stays in bf16.
+        cpu_fp32 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        with torch.autocast("cpu", enabled=False) if cpu_fp32 else nullcontext():
+            x = x.float() if cpu_fp32 else x
+            for i, lstm in enumerate(self.layers):
+                if i:
+                    x = locked_dropout(x, kw["dropout"], self.training)
+                if self.training and kw["weight_dropout"]:  # DropConnect, fresh mask every call
+                    w = F.dropout(lstm.weight_hh_l0, kw["weight_dropout"])
+                    x, _ = functional_call(lstm, {"weight_hh_l0": w}, (x,))
+                else:
+                    x, _ = lstm(x)
         return x
 
 
