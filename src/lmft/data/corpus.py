@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from lmft.data.imdb import Reviews, find_archive, read_imdb
-from lmft.data.splits import validation_indices
+from lmft.data.splits import outside, validation_indices
 from lmft.data.text_files import read_plain_texts, read_text_classification, text_file_paths
 from lmft.errors import LmftError
 from lmft.io import atomic_path, torch_save, write_text
@@ -203,9 +203,7 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
         held_out = validation_indices(
             torch.tensor(train.labels), data_cfg.val_size, data_cfg.split_seed
         )
-        keep = torch.ones(len(train), dtype=torch.bool)
-        keep[held_out] = False
-        train = train.subset(torch.nonzero(keep).flatten().tolist())
+        train = train.subset(outside(len(train), held_out).tolist())
     fit_on = train.texts + texts["unsup"].texts + texts["extra"].texts
     tok = build_tokenizer(
         fit_on, data_cfg.vocab_size, data_cfg.min_frequency, data_cfg.get("tokenizer", "words")

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lmft.data.corpus import Corpus, Encoded
-from lmft.data.splits import balanced_subset, validation_indices
+from lmft.data.splits import balanced_subset, outside, validation_indices
 from lmft.errors import LmftError
 
 
@@ -166,9 +166,7 @@ class _Base(L.LightningDataModule):
         else:
             self.val_split = self.train_split
             self.val_idx = validation_indices(self.train_split.labels, val_size, split_seed)
-            keep = torch.ones(len(self.train_split), dtype=torch.bool)
-            keep[self.val_idx] = False
-            self.pool_idx = torch.nonzero(keep).flatten()  # labeled training texts outside val
+            self.pool_idx = outside(len(self.train_split), self.val_idx)  # labeled, outside val
 
     def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
         bs = self.batch_size if train else 2 * self.batch_size  # no gradients: twice fits

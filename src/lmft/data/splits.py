@@ -30,6 +30,13 @@ def balanced_subset(labels: torch.Tensor, pool: torch.Tensor, n: int, seed: int)
     return torch.cat(out).sort().values
 
 
+def outside(n: int, held_out: torch.Tensor) -> torch.Tensor:
+    """The indices in 0..n-1 that are not in `held_out` (e.g. training texts outside validation)."""
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[held_out] = False
+    return torch.nonzero(keep).flatten()
+
+
 def validation_indices(
     labels: torch.Tensor, val_size: int | float, split_seed: int
 ) -> torch.Tensor:
