@@ -27,7 +27,7 @@ from torch import nn
 
 from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
 from lmft.models import LanguageModel, SentimentClassifier
-from lmft.training import encoder_kwargs
+from lmft.stage_args import encoder_kwargs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -168,3 +168,36 @@ def test_exit_codes_are_as_the_readme_says(overrides, tmp_path):
     assert r.returncode == 1 and "lrr" in r.stderr
     r = cli("lmft.finetune", "experiment=smoke", "init=pretrained", *ov, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_a_transformer_goes_through_every_stage(overrides, tmp_path):
+    """model=transformer: pretrain, a sweep of both arms, the report and predict, as the LSTM."""
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    ov += ["experiment=smoke", "model=transformer", "name=smoke_tf", "model.num_layers=2"]
+    assert cli("lmft.pretrain", *ov, cwd=tmp_path).returncode == 0
+    r = cli("lmft.finetune", "-m", *ov, "data.train_size=50", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    sweep = tmp_path / "outputs/sweeps/smoke_tf"
+    cells = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").exists())
+    suffix = "model.num_layers=2,model=transformer"  # the result-changing overrides, sorted
+    assert cells == [f"init={i},n=50,seed=0,{suffix}" for i in ("pretrained", "scratch")]
+    r = cli(
+        "lmft.report",
+        "experiment=smoke",
+        "name=smoke_tf",
+        f"paths.outputs={tmp_path}/outputs",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "TransformerEncoder" in (tmp_path / "outputs/reports/smoke_tf/summary.md").read_text()
+    r = cli(
+        "lmft.predict", str(sweep / cells[0]), "great superb film", "awful dull mess", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2
+
+
+def test_the_report_starts_without_torch_or_lightning(tmp_path):
+    code = "import sys, lmft.report; print(sorted({'torch', 'lightning'} & set(sys.modules)))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

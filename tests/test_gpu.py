@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from lmft import finetune, pretrain
-from lmft.models import LanguageModel, LSTMEncoder
+from lmft.models import LanguageModel, LSTMEncoder, build_encoder
 from lmft.models.language_model import fused_linear_ce
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
-ENC = dict(vocab_size=300, embed_dim=32, hidden_size=64)
+ENC = dict(_target_=LSTMEncoder.type_name(), vocab_size=300, embed_dim=32, hidden_size=64)
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def no_tf32(monkeypatch):
 def test_cudnn_lstm_matches_cpu(no_tf32):
     assert torch.backends.cudnn.is_available()
     torch.manual_seed(0)
-    enc = LSTMEncoder(**ENC).eval()
+    enc = build_encoder(ENC).eval()
     ids = torch.randint(1, 300, (4, 50))
     cpu = enc(ids)
     gpu = enc.cuda()(ids.cuda()).cpu()
@@ -60,7 +60,7 @@ def test_fused_softmax_gives_the_chunked_loss_and_gradients(no_tf32, bf16):
     """Liger-Kernel's fused linear + cross-entropy against the torch (chunked) path."""
     assert fused_linear_ce() is not None, "liger-kernel missing: pip install -e '.[gpu]'"
     torch.manual_seed(0)
-    enc = dict(vocab_size=5000, embed_dim=32, hidden_size=64)
+    enc = dict(ENC, vocab_size=5000)
     lm = LanguageModel(encoder=enc, dropout=0.0, loss_chunk=300).cuda()
     ids = torch.randint(4, 5000, (16, 81), device="cuda")
     batch = {"ids": ids, "lengths": torch.randint(20, 82, (16,), device="cuda")}

@@ -5,11 +5,29 @@ import torch
 import torch.nn.functional as F
 
 from lmft.errors import LmftError
-from lmft.models import LanguageModel, LSTMEncoder, SentimentClassifier
+from lmft.models import (
+    LanguageModel,
+    LSTMEncoder,
+    SentimentClassifier,
+    TransformerEncoder,
+    build_encoder,
+)
 from lmft.models.classifier import POOLINGS, pool
-from lmft.models.encoder import locked_dropout, remap_rows
+from lmft.models.encoder import locked_dropout
+from lmft.models.handoff import remap_rows
 
-ENC = dict(vocab_size=50, embed_dim=8, hidden_size=16)
+ENC = dict(_target_=LSTMEncoder.type_name(), vocab_size=50, embed_dim=8, hidden_size=16)
+# The same contract, a Transformer: width 8, feed-forward 16, 2 blocks (dropout off: comparable)
+TRANSFORMER = dict(
+    _target_=TransformerEncoder.type_name(),
+    vocab_size=50,
+    embed_dim=8,
+    hidden_size=16,
+    num_layers=2,
+    num_heads=2,
+    dropout=0.0,
+)
+ENCODERS = pytest.mark.parametrize("enc_cfg", [ENC, TRANSFORMER], ids=["lstm", "transformer"])
 
 
 def padded(seqs, extra=0):
@@ -20,17 +38,18 @@ def padded(seqs, extra=0):
     return ids, torch.tensor([len(s) for s in seqs])
 
 
-def test_padding_never_changes_outputs_pooling_or_lm_loss():
+@ENCODERS
+def test_padding_never_changes_outputs_pooling_or_lm_loss(enc_cfg):
     torch.manual_seed(0)
     seqs = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
     (a, la), (b, lb) = padded(seqs), padded(seqs, extra=7)
-    enc = LSTMEncoder(**ENC).eval()
+    enc = build_encoder(enc_cfg).eval()
     ha, hb = enc(a), enc(b)
     for i, n in enumerate(la):
         assert torch.allclose(ha[i, :n], hb[i, :n], atol=1e-6)
     for how in POOLINGS:
         assert torch.allclose(pool(ha, la, how), pool(hb, lb, how), atol=1e-6), how
-    lm = LanguageModel(encoder=ENC).eval()
+    lm = LanguageModel(encoder=enc_cfg).eval()
     assert torch.allclose(lm.loss({"ids": a, "lengths": la}), lm.loss({"ids": b, "lengths": lb}))
     # ... and the loss really is over real targets only
     full = torch.cat(
@@ -42,6 +61,49 @@ def test_padding_never_changes_outputs_pooling_or_lm_loss():
         ]
     ).mean()
     assert torch.allclose(lm.loss({"ids": a, "lengths": la}), full, atol=1e-5)
+
+
+@ENCODERS
+def test_no_position_reads_a_later_token(enc_cfg):
+    """Causal: changing token t changes the outputs at t and after, never before (the LM
+    predicts token t + 1 from position t)."""
+    torch.manual_seed(0)
+    enc = build_encoder(enc_cfg).eval()
+    assert enc.causal
+    ids = torch.randint(1, 50, (2, 9))
+    for t in (0, 4, 8):
+        changed = ids.clone()
+        changed[:, t] = (ids[:, t] % 49) + 1
+        before, after = enc(ids), enc(changed)
+        assert torch.equal(before[:, :t], after[:, :t]), t
+        assert not torch.allclose(before[:, t], after[:, t]), t
+
+
+def test_transformer_layer_groups_cover_every_weight_for_discriminative_rates():
+    clf = SentimentClassifier(encoder=TRANSFORMER, lr=0.01, lr_decay=2.0)
+    groups = clf.layer_groups()
+    assert list(groups) == ["embedding", "block1", "block2", "head"]
+    grouped = [id(p) for g in groups.values() for p in g.parameters()]
+    assert sorted(grouped) == sorted(id(p) for p in clf.parameters())  # each once, none missed
+    rates = {g["name"]: g["lr"] for g in clf.configure_optimizers().param_groups}
+    assert rates == pytest.approx(
+        {"embedding": 0.01 / 8, "block1": 0.01 / 4, "block2": 0.005, "head": 0.01}
+    )
+    learned = build_encoder({**TRANSFORMER, "max_positions": 6})
+    with pytest.raises(LmftError, match="max_positions"):
+        learned(torch.ones(1, 7, dtype=torch.long))
+    sinusoidal = build_encoder({**TRANSFORMER, "positions": "sinusoidal", "max_positions": 6})
+    assert sinusoidal(torch.ones(1, 7, dtype=torch.long)).shape == (1, 7, 8)
+    assert LanguageModel(encoder=TRANSFORMER, tie_weights=True).head.weight.shape == (50, 8)
+
+
+def test_build_encoder_names_what_does_not_fit():
+    with pytest.raises(LmftError, match="has no setting model.weight_dropout.*It takes: embed_dim"):
+        build_encoder({**TRANSFORMER, "weight_dropout": 0.1})  # an LSTM preset's key
+    with pytest.raises(LmftError, match="names no class"):
+        build_encoder({**ENC, "_target_": "lmft.models.gru.GRUEncoder"})
+    with pytest.raises(LmftError, match="not an lmft Encoder"):
+        build_encoder({**ENC, "_target_": "torch.nn.LSTM"})
 
 
 def test_pool_values():
@@ -114,28 +176,29 @@ def test_chunked_softmax_matches_full_loss_and_grads():
         assert torch.allclose(p.grad, q.grad, atol=1e-6), name
 
 
-AWD = dict(vocab_size=50, embed_dim=8, hidden_size=16, num_layers=2, output_size=8)
+AWD = dict(ENC, hidden_size=16, num_layers=2, output_size=8)
 
 
 def changed_groups(monkeypatch, **kw) -> list[set[str]]:
-    """Which layer groups (embedding, lstm0, lstm1, head) each of 4 epochs changes."""
+    """Which layer groups (embedding, lstm1, lstm2, head) each of 4 epochs changes."""
     torch.manual_seed(0)
     monkeypatch.setattr(SentimentClassifier, "log", lambda *a, **k: None)
     ids, lengths = padded([[5, 6, 7], [8, 9]])
     batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor([1, 0])}
     clf = SentimentClassifier(encoder=AWD, **kw)
-    names = ["embedding", "lstm0", "lstm1", "head"]
     out = []
     for epoch in range(4):
-        before = [[p.clone() for p in g.parameters()] for g in clf.layer_groups()]
+        before = {n: [p.clone() for p in g.parameters()] for n, g in clf.layer_groups().items()}
         monkeypatch.setattr(SentimentClassifier, "current_epoch", epoch)
         clf.on_train_epoch_start()
         train(clf, [batch], 2)
         out.append(
             {
                 n
-                for n, g, b in zip(names, clf.layer_groups(), before, strict=True)
-                if any(not torch.equal(p, q) for p, q in zip(g.parameters(), b, strict=True))
+                for n, g in clf.layer_groups().items()
+                if any(
+                    not torch.equal(p, q) for p, q in zip(g.parameters(), before[n], strict=True)
+                )
             }
         )
     return out
@@ -144,11 +207,11 @@ def changed_groups(monkeypatch, **kw) -> list[set[str]]:
 def test_gradual_unfreezing_adds_one_group_per_epoch_top_down(monkeypatch):
     assert changed_groups(monkeypatch, gradual_unfreeze=True) == [
         {"head"},
-        {"head", "lstm1"},
-        {"head", "lstm1", "lstm0"},
-        {"head", "lstm1", "lstm0", "embedding"},
+        {"head", "lstm2"},
+        {"head", "lstm2", "lstm1"},
+        {"head", "lstm2", "lstm1", "embedding"},
     ]
-    everything = {"head", "lstm1", "lstm0", "embedding"}
+    everything = {"head", "lstm2", "lstm1", "embedding"}
     assert changed_groups(monkeypatch) == [everything] * 4
     assert changed_groups(monkeypatch, freeze_encoder=True) == [{"head"}] * 4
 
@@ -158,7 +221,7 @@ def test_discriminative_learning_rates_divide_per_group():
     lrs = [g["lr"] for g in clf.configure_optimizers().param_groups]
     want = [0.01 * 0.5 / 2.6**3, 0.01 * 0.5 / 2.6**2, 0.01 * 0.5 / 2.6, 0.01]
     assert lrs == pytest.approx(want)
-    assert len(lrs) == len(clf.layer_groups())  # embedding, lstm0, lstm1, head
+    assert len(lrs) == len(clf.layer_groups())  # embedding, lstm1, lstm2, head
 
 
 @pytest.mark.parametrize("schedule", ["slanted_triangular", "one_cycle"])
@@ -198,21 +261,23 @@ def test_locked_dropout_shares_one_mask_across_time():
 def test_awd_dropouts_are_random_in_training_only_and_keep_weight_names():
     torch.manual_seed(0)
     ids = torch.randint(1, 50, (3, 7))
-    plain = LSTMEncoder(**AWD)
+    plain = build_encoder(AWD)
     for extra in (
         {"embed_dropout": 0.3},
         {"input_dropout": 0.3},
         {"dropout": 0.3},
         {"weight_dropout": 0.5},
     ):
-        enc = LSTMEncoder(**AWD, **extra)
+        enc = build_encoder({**AWD, **extra})
         enc.load_state_dict(plain.state_dict())  # same weight names: hand-off unaffected
         enc.train()
         assert not torch.equal(enc(ids), enc(ids)), extra
         enc.eval()
         assert torch.equal(enc(ids), plain.eval()(ids)), extra
         plain.train()
-    enc = LSTMEncoder(**AWD, embed_dropout=0.1, input_dropout=0.2, dropout=0.3, weight_dropout=0.5)
+    enc = build_encoder(
+        {**AWD, "embed_dropout": 0.1, "input_dropout": 0.2, "dropout": 0.3, "weight_dropout": 0.5}
+    )
     enc(ids).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
 
@@ -225,8 +290,8 @@ def test_weight_dropout_masks_hidden_to_hidden_weights(monkeypatch):
         seen.append(params["weight_hh_l0"])
         return real(module, params, args)
 
-    monkeypatch.setattr("lmft.models.encoder.functional_call", spy)
-    enc = LSTMEncoder(**AWD, weight_dropout=0.5).train()
+    monkeypatch.setattr("lmft.models.lstm.functional_call", spy)
+    enc = build_encoder({**AWD, "weight_dropout": 0.5}).train()
     enc(torch.randint(1, 50, (2, 5)))
     assert len(seen) == 2  # one masked matrix per layer, the original left intact
     for w, lstm in zip(seen, enc.layers, strict=True):
@@ -237,7 +302,7 @@ def test_weight_dropout_masks_hidden_to_hidden_weights(monkeypatch):
 
 def test_embedding_dropout_drops_whole_words():
     torch.manual_seed(0)
-    enc = LSTMEncoder(vocab_size=50, embed_dim=8, hidden_size=8, embed_dropout=0.5).train()
+    enc = build_encoder({**ENC, "hidden_size": 8, "embed_dropout": 0.5}).train()
     seen = []
     enc.layers[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
     ids = torch.tensor([[7, 7, 7, 9, 9, 9] * 5])
@@ -264,7 +329,7 @@ def test_tied_lm_shares_embedding_and_needs_matching_sizes():
 
 
 def test_multilayer_encoder_shapes():
-    enc = LSTMEncoder(**AWD)
+    enc = build_encoder(AWD)
     assert len(enc.layers) == 2 and enc(torch.randint(1, 50, (3, 7))).shape == (3, 7, 8)
     assert SentimentClassifier(encoder=AWD, pooling="concat").head.in_features == 24
 
@@ -293,8 +358,8 @@ def test_multiclass_head_and_loss(monkeypatch):
 
 def test_keras_init_matches_keras_defaults():
     torch.manual_seed(0)
-    kw = dict(vocab_size=500, embed_dim=40, hidden_size=24, init="keras")
-    enc = LSTMEncoder(**kw)
+    kw = dict(ENC, vocab_size=500, embed_dim=40, hidden_size=24, init="keras")
+    enc = build_encoder(kw)
     emb, lstm = enc.embedding.weight, enc.layers[0]
     assert emb[1:].abs().max() <= 0.05 and emb[1:].std() > 0.02 and not emb[0].any()
     h = 24
@@ -308,10 +373,10 @@ def test_keras_init_matches_keras_defaults():
     for head in (SentimentClassifier(encoder=kw).head, LanguageModel(encoder=kw).head):
         out, inp = head.weight.shape
         assert head.weight.abs().max() <= (6 / (inp + out)) ** 0.5 and not head.bias.any()
-    torch_enc = LSTMEncoder(**{**kw, "init": "torch"})
+    torch_enc = build_encoder({**kw, "init": "torch"})
     assert torch_enc.embedding.weight.std() > 0.5  # torch's N(0, 1)
     with pytest.raises(LmftError, match="model.init"):
-        LSTMEncoder(**{**kw, "init": "xavier"})
+        build_encoder({**kw, "init": "xavier"})
 
 
 def test_truncating_pre_keeps_the_end_post_the_start():
@@ -330,7 +395,7 @@ def test_cpu_bf16_autocast_runs_the_lstm_in_float32():
     """oneDNN's bf16 LSTM exists only on CPUs with AVX-512 BF16 / AMX (elsewhere it raises):
     under CPU autocast the encoder runs its LSTM in float32, so bf16 presets run anywhere."""
     torch.manual_seed(0)
-    enc = LSTMEncoder(**{**ENC, "weight_dropout": 0.2}).train()
+    enc = build_encoder({**ENC, "weight_dropout": 0.2}).train()
     ids, _ = padded([[5, 6, 7, 8], [9, 10]])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = enc(ids)

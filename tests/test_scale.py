@@ -139,7 +139,9 @@ def test_slurm_launcher_config(cfg_for):
 def test_job_gpu_resolver_spreads_jobs_over_gpus(cfg_for):
     from hydra.core.hydra_config import HydraConfig
 
-    import lmft.training  # noqa: F401  (registers the resolver, as every entry point does)
+    from lmft.resolvers import register
+
+    register()  # as every entry point does
 
     cfg = cfg_for("finetune", ["experiment=smoke", "trainer.devices=${lmft.job_gpu:4}"], hydra=True)
     seen = []

@@ -38,7 +38,7 @@ def test_seed_preset_is_the_reference(cfg_for):
 def test_each_stage_sets_its_own_input_dropout(cfg_for, overrides, tmp_path):
     """Keras' LSTM(dropout=r): 0.3 in the LM, 0.5 in the classifier, on one shared encoder."""
     from lmft.data import load_corpus
-    from lmft.training import encoder_kwargs
+    from lmft.stage_args import encoder_kwargs
 
     ov = [*overrides, "lm.input_dropout=0.3", "classifier.input_dropout=0.5"]
     cfg = cfg_for("finetune", ov)
@@ -78,18 +78,24 @@ def test_pretrain_writes_handoff_files(pretrained):
     assert metrics["history"][-1]["val/ppl"] < metrics["vocab_size"]
 
 
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
 def test_handoff_pretrained_equals_encoder_pt_scratch_does_not(
-    pretrained, cfg_for, overrides, monkeypatch
+    model, cfg_for, overrides, monkeypatch
 ):
+    overrides = [*overrides, f"model={model}"]
+    pcfg = cfg_for("pretrain", overrides)
+    pretrain.run(pcfg, Path(pcfg.paths.pretrain_dir))
     captured = {}
 
     def grab(self, *a, **k):  # the classifier's encoder at step 0, before any update
         captured[self_init] = {k: v.clone() for k, v in self.encoder.state_dict().items()}
 
     monkeypatch.setattr(SentimentClassifier, "on_fit_start", grab)
-    saved = torch.load(Path(pretrained[0].paths.pretrain_dir) / "encoder.pt", weights_only=True)[
-        "state_dict"
-    ]
+    saved = torch.load(Path(pcfg.paths.pretrain_dir) / "encoder.pt", weights_only=True)
+    assert saved["encoder"].endswith(
+        {"lstm": "LSTMEncoder", "transformer": "TransformerEncoder"}[model]
+    )
+    saved = saved["state_dict"]
     for self_init in ("pretrained", "scratch"):
         cfg = cfg_for(
             "finetune",
@@ -210,7 +216,7 @@ def test_ulmfit_switches_are_off_in_seed_and_on_in_ulmfit(cfg_for):
 
 
 def test_gradient_clipping_reaches_the_trainer(cfg_for, overrides, tmp_path):
-    from lmft.training import make_trainer
+    from lmft.trainer import make_trainer
 
     cfg = cfg_for("finetune", [*overrides, "trainer.gradient_clip_val=0.25"])
     assert make_trainer(cfg, tmp_path, 1, []).gradient_clip_val == 0.25
@@ -257,7 +263,7 @@ def test_domain_lm_finetuning_starts_from_another_run(cfg_for, overrides, tmp_pa
     from tokenizers import Tokenizer
 
     from lmft.data import load_corpus
-    from lmft.training import encoder_kwargs
+    from lmft.stage_args import encoder_kwargs
 
     corpus = load_corpus(warm.data, warm.pretrain_data)
     state = pretrain.start_state(

@@ -17,23 +17,17 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from lmft.callbacks import BestWeights, EpochLog
+from lmft.cli import entry
 from lmft.data import ClassificationDataModule, load_corpus
 from lmft.errors import LmftError
-from lmft.io import torch_save
+from lmft.identity import override_key, read_finished, reads, run_identity
 from lmft.models import SentimentClassifier
-from lmft.models.encoder import load_encoder_state
-from lmft.training import (
-    EpochLog,
-    data_kwargs,
-    encoder_kwargs,
-    entry,
-    make_trainer,
-    read_finished,
-    run_identity,
-    save_results,
-)
-
-MODEL_FORMAT = 1
+from lmft.models.handoff import load_encoder_state, save_model
+from lmft.resolvers import register
+from lmft.results import save_results
+from lmft.stage_args import data_kwargs, encoder_kwargs
+from lmft.trainer import make_trainer
 
 
 def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
@@ -44,24 +38,12 @@ def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
     rename = [f"name={name}"] if name else []
     if not HydraConfig.initialized():  # called from Python, not the CLI
         return " ".join([f"python -m lmft.pretrain experiment={cfg.name}", *rename])
-    keep = (
-        "experiment",
-        "name",
-        "data",
-        "pretrain_data",
-        "model",
-        "lm",
-        "trainer",
-        "paths.outputs",
-        "paths.pretrain",
-    )
-    skip = ("data.train_size", "data.test_size", "data.curve_test_size", "data.num_workers")
-    skip += ("name=",) if name else ()
-    task = [
-        o
-        for o in HydraConfig.get().overrides.task
-        if o.lstrip("+~").startswith(keep) and not o.startswith(skip)
-    ]
+    where = ("experiment", "paths.outputs", "paths.pretrain_dir")
+
+    def needed(key: str) -> bool:  # the preset, where the LM goes, what it reads
+        return key in where or reads(key, "pretrain") or (key == "name" and not name)
+
+    task = [o for o in HydraConfig.get().overrides.task if needed(override_key(o))]
     return " ".join(["python -m lmft.pretrain", *task, *rename])
 
 
@@ -83,36 +65,6 @@ def pretrained_state(
         raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
     state = load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
     return state, {"dir": str(pdir), "epochs": done["epochs"], "val/ppl": done["val/ppl"]}
-
-
-class BestWeights(L.Callback):
-    """Keeps, on CPU, the weights of the epoch with the best validation accuracy (first of ties),
-    the same epoch `summarize` reports: the test set is read with them, and they become the
-    run's model.pt."""
-
-    def __init__(self):
-        self.best, self.state = -1.0, None
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        acc = float(trainer.callback_metrics["val/acc"])
-        if acc > self.best:
-            self.best = acc
-            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
-
-
-def save_model(path: Path, model: SentimentClassifier, state: dict, corpus, max_len: int) -> None:
-    """Everything `lmft.predict` needs: hyperparameters, weights, tokenizer, class names."""
-    torch_save(
-        {
-            "format": MODEL_FORMAT,
-            "hparams": dict(model.hparams),
-            "state_dict": state,
-            "tokenizer": corpus.tokenizer.to_str(),
-            "labels": list(corpus.labels),
-            "max_len": max_len,
-        },
-        path,
-    )
 
 
 def summarize(rows: list[dict], test_last: float, test_best: float) -> dict:
@@ -204,7 +156,14 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the results
         return {}
     if c.save_model:
-        save_model(out_dir / "model.pt", model, best.state, corpus, c.max_len)
+        save_model(
+            out_dir / "model.pt",
+            model,
+            best.state,
+            corpus.tokenizer.to_str(),
+            corpus.labels,
+            c.max_len,
+        )
 
     metrics = {
         "init": cfg.init.name,
@@ -224,6 +183,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         f"at best val {metrics['test/acc_at_best_val']:.4f} (epoch {metrics['best_epoch']})"
     )
     return metrics
+
+
+register()
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="finetune")

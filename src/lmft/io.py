@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 @contextmanager
 def atomic_path(dest: str | Path) -> Iterator[Path]:
@@ -44,6 +42,8 @@ def write_text(dest: str | Path, text: str) -> None:
 
 
 def torch_save(obj: Any, dest: str | Path) -> None:
+    import torch  # here, so that the report (no torch) can use this module
+
     with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
 

@@ -21,24 +21,14 @@ from tokenizers import Tokenizer
 from lmft.data.datamodules import BucketBatchSampler, collate
 from lmft.errors import LmftError
 from lmft.models import SentimentClassifier
+from lmft.models.handoff import load_model
 
 
 def load_run(run_dir: str | Path, device: str = "cpu"):
     """(model in eval mode on `device`, tokenizer, class names, max_len) of a fine-tuned run."""
-    path = Path(run_dir) / "model.pt"
-    if not path.exists():
-        raise LmftError(
-            f"No model.pt in {run_dir}. Give the folder of a finished fine-tuning run "
-            "(outputs/sweeps/<name>/<cell>), trained with classifier.save_model=true (default)."
-        )
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = SentimentClassifier(**blob["hparams"])
-        model.load_state_dict(blob["state_dict"])
-        tok = Tokenizer.from_str(blob["tokenizer"])
-    except Exception as e:
-        raise LmftError(f"{path} is unreadable or truncated ({type(e).__name__}: {e}).") from e
-    return model.eval().to(device), tok, blob["labels"], blob["max_len"]
+    model, blob = load_model(run_dir)
+    tok = Tokenizer.from_str(blob["tokenizer"])
+    return model.to(device), tok, blob["labels"], blob["max_len"]
 
 
 @torch.inference_mode()

@@ -14,27 +14,22 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from tokenizers import Tokenizer
 
+from lmft.callbacks import EpochLog, RNGState
+from lmft.cli import entry
 from lmft.data import LMDataModule, load_corpus
 from lmft.errors import LmftError
+from lmft.identity import read_finished, run_identity
 from lmft.io import atomic_path
 from lmft.models import LanguageModel
-from lmft.models.encoder import load_encoder_state, save_encoder
-from lmft.training import (
-    EpochLog,
-    RNGState,
-    data_kwargs,
-    encoder_kwargs,
-    entry,
-    make_trainer,
-    read_finished,
-    run_identity,
-    save_results,
-)
+from lmft.models.handoff import encoder_readable, load_encoder_state, save_encoder
+from lmft.resolvers import register
+from lmft.results import save_results
+from lmft.stage_args import data_kwargs, encoder_kwargs
+from lmft.trainer import make_trainer
 
 
 def start_state(init_dir: Path, kwargs: dict, corpus) -> dict:
@@ -56,11 +51,10 @@ def start_state(init_dir: Path, kwargs: dict, corpus) -> dict:
 def handoff_readable(out_dir: Path) -> bool:
     """Whether the files fine-tuning reads from a finished run load."""
     try:
-        torch.load(out_dir / "encoder.pt", map_location="cpu", weights_only=True)["state_dict"]
         Tokenizer.from_file(str(out_dir / "tokenizer.json"))
     except Exception:
         return False
-    return True
+    return encoder_readable(out_dir / "encoder.pt")
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
@@ -133,6 +127,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     metrics = save_results(trainer, out_dir, metrics, history, identity)
     print(f"[pretrain] done: val/ppl {metrics['val/ppl']:.1f}; wrote {out_dir}/encoder.pt")
     return metrics
+
+
+register()
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="pretrain")

@@ -25,9 +25,10 @@ import matplotlib
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
+from lmft.cli import entry
 from lmft.errors import LmftError
 from lmft.io import atomic_path, write_csv, write_json, write_text
-from lmft.training import entry
+from lmft.resolvers import register
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -467,6 +468,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         file=sys.stderr,
     )
     return {"summary": summary, "gaps": gaps, "best": best}
+
+
+register()
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="report")

@@ -20,10 +20,12 @@ import torch
 from omegaconf import OmegaConf
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
-from lmft.data.imdb import Reviews, find_archive, read_imdb
+from lmft.data.imdb import find_archive, read_imdb
 from lmft.data.splits import outside, validation_indices
 from lmft.data.text_files import read_plain_texts, read_text_classification, text_file_paths
+from lmft.data.texts import Texts
 from lmft.errors import LmftError
+from lmft.identity import cache_settings
 from lmft.io import atomic_path, torch_save, write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -95,14 +97,14 @@ class Encoded:
         return self.offsets[1:] - self.offsets[:-1]
 
     @classmethod
-    def from_texts(cls, tok: Tokenizer, reviews: Reviews) -> Encoded:
-        seqs = [e.ids for e in tok.encode_batch(reviews.texts)]
+    def from_texts(cls, tok: Tokenizer, split: Texts) -> Encoded:
+        seqs = [e.ids for e in tok.encode_batch(split.texts)]
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         offsets = torch.zeros(len(seqs) + 1, dtype=torch.long)
         torch.cumsum(lengths, 0, out=offsets[1:])
         flat = np.fromiter(itertools.chain.from_iterable(seqs), np.int32, int(offsets[-1]))
         ids = torch.from_numpy(flat)
-        return cls(ids, offsets, torch.tensor(reviews.labels, dtype=torch.long))
+        return cls(ids, offsets, torch.tensor(split.labels, dtype=torch.long))
 
 
 @dataclass
@@ -116,18 +118,11 @@ class Corpus:
         return fingerprint(self.tokenizer)
 
 
-def _subsample(reviews: Reviews, per_class: int | None, seed: int = 0) -> Reviews:
-    """At most `per_class` reviews of each label (for tiny presets); deterministic."""
+def _subsample(split: Texts, per_class: int | None, seed: int = 0) -> Texts:
+    """At most `per_class` texts of each label (for tiny presets); deterministic."""
     if per_class is None:
-        return reviews
-    return reviews.subset(reviews.per_label(lambda n: per_class, seed))
-
-
-# Data settings that change neither the tokenizer nor the texts read (left out of the cache key).
-# (val_size and split_seed stay in: the validation texts are kept out of the tokenizer.)
-_NOT_CACHE = {"cache_dir", "num_workers", "train_size", "test_size", "curve_test_size"}
-_NOT_CACHE |= {"anchors", "truncating"}
-_NOT_CACHE |= {"archive", "data_dir", "download"}  # the archive found is keyed by its stat instead
+        return split
+    return split.subset(split.per_label(lambda n: per_class, seed))
 
 
 def input_files(data_cfg, pretrain_cfg) -> tuple[list[Path], list[Path]]:
@@ -147,7 +142,7 @@ def _stat(p: Path) -> list:
 
 
 def cache_key(files: list[Path], data_cfg, pretrain_cfg) -> str:
-    settings = {k: v for k, v in OmegaConf.to_container(data_cfg).items() if k not in _NOT_CACHE}
+    settings = cache_settings(OmegaConf.to_container(data_cfg))
     ident = {
         "inputs": [_stat(p) for p in files if p.exists()],
         "data": settings,
@@ -162,15 +157,15 @@ def read_splits(data_cfg, pretrain_cfg, task: list[Path], extra: list[Path]):
     if data_cfg.kind == "imdb":
         splits, names = read_imdb(task[0]), ["neg", "pos"]
         if not data_cfg.use_unsup:
-            splits["unsup"] = Reviews()
+            splits["unsup"] = Texts()
     elif data_cfg.kind == "text_classification":
         splits, names = read_text_classification(data_cfg)
-        splits["unsup"] = Reviews()
+        splits["unsup"] = Texts()
     else:
         raise LmftError(f"data.kind must be imdb or text_classification, not {data_cfg.kind!r}.")
     splits = {k: _subsample(v, data_cfg.max_per_class) for k, v in splits.items()}
     docs = read_plain_texts(extra, pretrain_cfg.doc_per) if extra else []
-    splits["extra"] = Reviews(docs, [-1] * len(docs), [0] * len(docs))
+    splits["extra"] = Texts.unlabeled(docs)
     return splits, names
 
 

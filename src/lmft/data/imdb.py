@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import re
 import sys
 import tarfile
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmft.data.texts import Texts
 from lmft.errors import LmftError
 from lmft.io import atomic_path
 
@@ -35,30 +34,10 @@ _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
-class Reviews:
-    """Reviews of one split, sorted by (label, file id) so order never depends on the archive."""
+class Reviews(Texts):
+    """IMDB reviews of one split, sorted by (label, file id), with their star ratings."""
 
-    texts: list[str] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)  # 1 pos, 0 neg, -1 unlabeled
     ratings: list[int] = field(default_factory=list)  # 1..10, 0 for unsup
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def per_label(self, take: Callable[[int], int], seed: int) -> list[int]:
-        """Indices (sorted) of `take(n)` random examples of each label that has n, drawn with
-        `seed`."""
-        out: list[int] = []
-        for lab in sorted(set(self.labels)):
-            members = [i for i, y in enumerate(self.labels) if y == lab]
-            random.Random(seed).shuffle(members)
-            out += members[: take(len(members))]
-        return sorted(out)
-
-    def subset(self, indices: list[int]) -> Reviews:
-        return Reviews(
-            *([getattr(self, f)[i] for i in indices] for f in ("texts", "labels", "ratings"))
-        )
 
 
 def find_archive(path: str | None = None, data_dir: str = "data", download: bool = True) -> Path:

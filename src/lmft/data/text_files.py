@@ -15,7 +15,7 @@ import glob
 import json
 from pathlib import Path
 
-from lmft.data.imdb import Reviews
+from lmft.data.texts import Texts
 from lmft.errors import LmftError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -90,7 +90,7 @@ def label_names(train_labels: list[str], given: list | None) -> list[str]:
     return found
 
 
-def to_reviews(texts: list[str], labels: list[str], names: list[str], where: str) -> Reviews:
+def to_texts(texts: list[str], labels: list[str], names: list[str], where: str) -> Texts:
     index = {n: i for i, n in enumerate(names)}
     unknown = sorted(set(labels) - index.keys())
     if unknown:
@@ -98,10 +98,10 @@ def to_reviews(texts: list[str], labels: list[str], names: list[str], where: str
             f"{where} has label(s) {', '.join(map(repr, unknown[:5]))} that are not among the "
             f"classes {names}. Fix the data, or list every class in data.labels."
         )
-    return Reviews(texts, [index[y] for y in labels], [0] * len(texts))
+    return Texts(texts, [index[y] for y in labels])
 
 
-def holdout(data: Reviews, fraction: float, seed: int) -> tuple[Reviews, Reviews]:
+def holdout(data: Texts, fraction: float, seed: int) -> tuple[Texts, Texts]:
     """(rest, held out): `fraction` of each label's examples, drawn with `seed`."""
     if not 0 < fraction < 1:
         raise LmftError(f"data.test_fraction={fraction} must be between 0 and 1.")
@@ -110,7 +110,7 @@ def holdout(data: Reviews, fraction: float, seed: int) -> tuple[Reviews, Reviews
     return data.subset(rest), data.subset(sorted(held))
 
 
-def read_text_classification(cfg) -> tuple[dict[str, Reviews], list[str]]:
+def read_text_classification(cfg) -> tuple[dict[str, Texts], list[str]]:
     """Splits train / test (/ val when a validation file is given) and the class names."""
     cols = (cfg.format, cfg.text_column, cfg.label_column)
     raw = {"train": read_labeled(cfg.train, *cols)}
@@ -121,7 +121,7 @@ def read_text_classification(cfg) -> tuple[dict[str, Reviews], list[str]]:
     if len(names) < 2:
         raise LmftError(f"{cfg.train} has only the label {names}; a classifier needs two or more.")
     splits = {
-        s: to_reviews(*raw[s], names, path)
+        s: to_texts(*raw[s], names, path)
         for s, path in (("train", cfg.train), ("val", cfg.validation), ("test", cfg.test))
         if s in raw
     }

@@ -9,7 +9,7 @@ from torch import nn
 from torchmetrics.classification import Accuracy
 
 from lmft.errors import LmftError
-from lmft.models.encoder import LSTMEncoder, length_mask
+from lmft.models.encoder import build_encoder, length_mask
 
 POOLINGS = ("mean", "max", "last", "concat")
 SCHEDULES = ("constant", "slanted_triangular", "one_cycle")
@@ -33,7 +33,8 @@ def pool(h: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
 class SentimentClassifier(L.LightningModule):
     """encoder -> masked pooling -> dropout -> linear; sigmoid + BCE for 2 classes, else softmax.
 
-    Layer groups, bottom to top: embedding, each LSTM layer, head. Fine-tuning switches
+    `encoder`: the encoder's config (`_target_` + kwargs, `build_encoder`). Layer groups,
+    bottom to top: the encoder's (embedding, each layer), then the head. Fine-tuning switches
     (all off by default, as the reference; ULMFiT, Howard & Ruder 2018, turns them on):
     - `lr_decay`: discriminative rates, each group's rate is the one above it / lr_decay
       (2.6 in ULMFiT); `encoder_lr_factor` further scales every encoder group.
@@ -68,7 +69,7 @@ class SentimentClassifier(L.LightningModule):
         if num_classes < 2:
             raise LmftError(f"A classifier needs at least 2 classes, not {num_classes}.")
         self.save_hyperparameters(logger=False)
-        self.encoder = LSTMEncoder(**encoder)
+        self.encoder = build_encoder(encoder)
         width = self.encoder.output_size * (3 if pooling == "concat" else 1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
@@ -78,12 +79,12 @@ class SentimentClassifier(L.LightningModule):
             Accuracy(**task, num_classes=num_classes) for _ in "tvcT"
         )
 
-    def layer_groups(self) -> list[nn.Module]:
-        """Bottom to top: embedding, LSTM layers, head."""
-        return [*self.encoder.layer_groups(), self.head]
+    def layer_groups(self) -> dict[str, nn.Module]:
+        """Bottom to top: the encoder's groups (embedding, its layers), then the head."""
+        return self.encoder.layer_groups() | {"head": self.head}
 
     def on_train_epoch_start(self):
-        hp, top_first = self.hparams, self.layer_groups()[::-1]
+        hp, top_first = self.hparams, list(self.layer_groups().values())[::-1]
         for depth, group in enumerate(top_first):
             trainable = depth == 0 or not (
                 hp.freeze_encoder or (hp.gradual_unfreeze and depth > self.current_epoch)
@@ -140,14 +141,13 @@ class SentimentClassifier(L.LightningModule):
     def configure_optimizers(self):
         hp, groups = self.hparams, self.layer_groups()
         top = len(groups) - 1
-        names = ["embedding", *(f"lstm{i}" for i in range(1, top)), "head"]
         param_groups = [
             {
                 "params": list(g.parameters()),
                 "lr": hp.lr * (hp.encoder_lr_factor if depth else 1.0) / hp.lr_decay**depth,
                 "name": name,  # LearningRateMonitor's curve: lr-Adam/<name>
             }
-            for depth, g, name in zip(range(top, -1, -1), groups, names, strict=True)
+            for depth, (name, g) in zip(range(top, -1, -1), groups.items(), strict=True)
         ]
         opt = torch.optim.Adam(
             param_groups, lr=hp.lr, eps=hp.adam_eps, weight_decay=hp.weight_decay

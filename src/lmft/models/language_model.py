@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from lmft.errors import LmftError
-from lmft.models.encoder import LSTMEncoder, length_mask
+from lmft.models.encoder import build_encoder, length_mask
 
 LOSS_IMPLS = ("auto", "chunked", "fused")
 
@@ -58,8 +58,9 @@ def summed_fused_ce(h, y, weight, bias) -> torch.Tensor:
 class LanguageModel(L.LightningModule):
     """encoder -> dropout -> vocabulary softmax (full, or adaptive for speed on CPU).
 
+    `encoder`: the encoder's config (`_target_` + kwargs, `build_encoder`); it must be causal.
     `tie_weights` makes the full softmax share the embedding matrix (needs the encoder's
-    `output_size` equal to `embed_dim`).
+    output size equal to its embedding size).
 
     `head="adaptive"` uses `nn.AdaptiveLogSoftmaxWithLoss`; token ids are ordered by
     frequency (the tokenizer guarantees it), which is what its clusters assume.
@@ -88,13 +89,19 @@ class LanguageModel(L.LightningModule):
         self.save_hyperparameters(logger=False)
         if loss_impl not in LOSS_IMPLS:
             raise LmftError(f"lm.loss_impl must be one of {LOSS_IMPLS}, not {loss_impl!r}.")
-        self.encoder = LSTMEncoder(**encoder)
+        self.encoder = build_encoder(encoder)
+        if not self.encoder.causal:
+            raise LmftError(
+                f"{type(self.encoder).__name__} reads the whole text at once: a language model "
+                "needs an encoder that reads left to right (causal)."
+            )
         self.dropout = nn.Dropout(dropout)
         vocab, hidden = encoder["vocab_size"], self.encoder.output_size
-        if tie_weights and (head != "full" or hidden != self.encoder.kwargs["embed_dim"]):
+        width = self.encoder.embedding.embedding_dim
+        if tie_weights and (head != "full" or hidden != width):
             raise LmftError(
-                f"lm.tie_weights needs lm.head=full (got {head}) and model.output_size equal to "
-                f"model.embed_dim (got {hidden} and {self.encoder.kwargs['embed_dim']})."
+                f"lm.tie_weights needs lm.head=full (got {head}) and the encoder's output size "
+                f"(model.output_size) equal to its embedding size (got {hidden} and {width})."
             )
         if head == "adaptive":
             cuts = [c for c in cutoffs if c < vocab - 1]

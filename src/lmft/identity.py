@@ -1,0 +1,116 @@
+"""What changes a result: the one declaration, and the run identities and checks built on it.
+
+Every key of the config sections a stage reads decides that stage's result, except the keys
+declared here. A run stores its identity (those values, resolved) in metrics.json; a rerun with
+the same identity skips it, one with another is refused. The same declaration names the id
+cache (`cache_key`), the fine-tuning cells' folders and the pretrain command finetune prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lmft.errors import LmftError
+
+# The config sections each stage reads (its identity); finetune's include the LM's settings.
+STAGE_SECTIONS = {
+    "pretrain": ("data", "pretrain_data", "model", "lm", "trainer"),
+    "finetune": ("data", "pretrain_data", "model", "lm", "classifier", "trainer", "init", "seed"),
+}
+# Data keys only fine-tuning reads: they change cells, never the LM.
+FINETUNE_ONLY = frozenset({"data.train_size", "data.test_size", "data.curve_test_size"})
+# Data keys applied to the token ids after tokenization: results, but not the id cache's key.
+AFTER_TOKENS = FINETUNE_ONLY | {"data.truncating"}
+# Speed, hardware and file locations: never a result.
+NOT_RESULTS = frozenset(
+    {
+        "data.archive",  # the texts read are keyed by the archive's contents (its stat), not path
+        "data.data_dir",
+        "data.download",
+        "data.cache_dir",
+        "data.num_workers",
+        "data.anchors",  # published numbers the report prints
+        "classifier.save_model",
+        "lm.loss_impl",  # one softmax computed two ways (equal up to float noise; tested)
+        "trainer.progress_bar",
+        "trainer.num_threads",
+        "trainer.log_every_n_steps",
+        "trainer.devices",
+        "trainer.accelerator",
+        "trainer.strategy",  # DDP shards each batch over processes: the same result
+        "trainer.num_nodes",
+    }
+)
+# A fine-tuning cell's own axes, first in its folder name (`cell_name`).
+CELL_AXES = ("init", "data.train_size", "seed")
+
+
+def reads(key: str, stage: str) -> bool:
+    """Whether `stage` reads the dotted config key (`lm.lr`; a group choice: `model`)."""
+    return key.split(".")[0] in STAGE_SECTIONS[stage] and not (
+        stage == "pretrain" and key in FINETUNE_ONLY
+    )
+
+
+def decides(key: str, stage: str) -> bool:
+    """Whether the dotted config key can change `stage`'s result."""
+    return reads(key, stage) and key not in NOT_RESULTS
+
+
+def override_key(override: str) -> str:
+    """`+lm.lr=3e-3` -> `lm.lr`; `model=transformer` -> `model`."""
+    return override.lstrip("+~").split("=")[0]
+
+
+def run_identity(cfg: DictConfig, stage: str) -> dict:
+    """The resolved config values that determine a stage's result (stored with its metrics)."""
+    full = OmegaConf.to_container(cfg, resolve=True)
+    out = {}
+    for s in STAGE_SECTIONS[stage]:
+        v = full[s]
+        if isinstance(v, dict):
+            v = {k: x for k, x in v.items() if decides(f"{s}.{k}", stage)}
+        out[s] = v
+    return out
+
+
+def cache_settings(data: dict) -> dict:
+    """The data settings the tokenizer and the token ids depend on (the id cache's key)."""
+    return {
+        k: v
+        for k, v in data.items()
+        if decides(f"data.{k}", "finetune") and f"data.{k}" not in AFTER_TOKENS
+    }
+
+
+def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Human-readable differences between two nested dicts ('lm.epochs: 2 != 3')."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += diff(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}: {x!r} != {y!r}")
+    return out
+
+
+def read_finished(path: Path, identity: dict, what: str, remedy: str = "") -> dict | None:
+    """Metrics of a finished run at `path`; None if unfinished; error if other settings made it."""
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        done = metrics["identity"]
+    except (ValueError, KeyError):
+        return None  # unreadable: not finished
+    if done != identity:
+        raise LmftError(
+            f"{path.parent} holds a finished {what} made with other settings "
+            f"({'; '.join(diff(done, identity)[:5])}). "
+            + (remedy or "Use another name=... for the new settings, or delete that folder.")
+        )
+    return metrics

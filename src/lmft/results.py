@@ -1,0 +1,85 @@
+"""What a finished run writes: TensorBoard's HParams row, history.csv, and metrics.json (with
+the run's identity and provenance) last, whose presence means "finished"."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import lightning as L
+import torch
+
+import lmft
+from lmft.callbacks import EpochLog
+from lmft.io import write_csv, write_json
+
+
+def provenance() -> dict:
+    """Versions and commit, so every number can be traced to the code that made it."""
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+    except OSError:
+        commit = None
+    return {
+        "lmft": lmft.__version__,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "python": platform.python_version(),
+        "git_commit": commit,
+    }
+
+
+def log_hparams(trainer: L.Trainer, identity: dict, metrics: dict) -> None:
+    """HParams tab: one row per fine-tuning cell, its settings beside its final metrics.
+
+    The cell's own axes come first (`_init`, `_seed`, `_train_size`: TensorBoard lists the
+    settings that differ first, by name), values as written (text, the size as its count);
+    the headline metric sorts first (`final/acc_test_at_best_val`), and the LM's validation
+    perplexity stands beside it (its settings are the cell's `lm.*`). LM runs add no row: a
+    row without the classifier's settings would make all of them look varied. Final metrics
+    are named `final/...`: under a per-epoch tag, their point would hide the curve.
+    """
+    if "init" not in metrics:
+        return
+    flat = {}
+
+    def walk(d, prefix=""):  # values as text: TensorBoard shows a number 16 as 16.000
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v if isinstance(v, str) else json.dumps(v)
+
+    flat.update(
+        _init=metrics["init"], _seed=str(metrics["seed"]), _train_size=str(metrics["train_size"])
+    )
+    identity = {k: v for k, v in identity.items() if k not in ("init", "seed")}
+    identity["data"] = {k: v for k, v in identity["data"].items() if k != "train_size"}
+    shown = {
+        "final/acc_test_at_best_val": metrics["test/acc_at_best_val"],
+        "final/acc_test_last": metrics["test/acc"],
+        "final/acc_val_best": metrics["val/acc_best"],
+        "final/best_epoch": metrics["best_epoch"],
+    }
+    if metrics.get("lm"):
+        shown["final/lm_ppl_val"] = metrics["lm"]["val/ppl"]
+    walk(identity)
+    trainer.logger.log_hyperparams(flat, shown)
+
+
+def save_results(
+    trainer: L.Trainer, out_dir: Path, metrics: dict, history: EpochLog, identity: dict
+) -> dict:
+    """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
+    metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
+    log_hparams(trainer, identity, metrics)
+    write_csv(out_dir / "history.csv", history.rows)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics

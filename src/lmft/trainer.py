@@ -1,0 +1,56 @@
+"""The Lightning trainer both stages run, built from the `trainer` config group."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
+
+# Lightning's notices that say nothing about this run: one per cell, hundreds per sweep.
+for _message in (
+    ".*LeafSpec.*",
+    ".*does not have many workers.*",
+    ".*smaller than the logging interval.*",
+):
+    warnings.filterwarnings("ignore", message=_message)
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage()
+)
+
+
+def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:
+    t = cfg.trainer
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    logger = TensorBoardLogger(
+        save_dir=str(out_dir), name="tb", version="", default_hp_metric=False
+    )
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        use_distributed_sampler=False,  # BucketBatchSampler shards its batches over ranks itself
+        precision=t.precision,
+        max_epochs=max_epochs,
+        gradient_clip_val=t.gradient_clip_val,
+        logger=logger,
+        callbacks=[*callbacks, LearningRateMonitor()],  # lr-Adam/<layer group> per step
+        default_root_dir=str(out_dir),
+        enable_checkpointing=any(
+            isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks
+        ),
+        # auto: a bar on a terminal; in a log file, where a bar is a wall of carriage returns,
+        # EpochLog's step lines instead
+        enable_progress_bar=sys.stdout.isatty() if t.progress_bar == "auto" else t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+    )

@@ -1,0 +1,86 @@
+"""The one declaration of what changes a result, and everything derived from it."""
+
+from pathlib import Path
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
+
+from lmft.data.corpus import cache_key
+from lmft.finetune import pretrain_command
+from lmft.identity import AFTER_TOKENS, FINETUNE_ONLY, NOT_RESULTS, STAGE_SECTIONS, run_identity
+from lmft.resolvers import cell_name, register
+
+PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*.yaml"))
+
+
+def keys(d: dict, prefix: str = "") -> set[str]:
+    """Every dotted key of a nested dict, whether it holds a value or more keys."""
+    out = set()
+    for k, v in d.items():
+        out |= {f"{prefix}{k}"} | (keys(v, f"{prefix}{k}.") if isinstance(v, dict) else set())
+    return out
+
+
+def test_the_declaration_names_only_real_keys(cfg_for):
+    """A stale name (a key renamed in conf/) would silently become part of results again."""
+    every = set().union(
+        *(keys(OmegaConf.to_container(cfg_for("finetune", [f"experiment={e}"]))) for e in PRESETS)
+    )
+    assert (NOT_RESULTS | AFTER_TOKENS) - every == set()
+
+
+@pytest.mark.parametrize("exp", PRESETS)
+def test_identities_keep_every_key_but_the_declared_ones(cfg_for, exp):
+    cfg = cfg_for("finetune", [f"experiment={exp}"])
+    every = keys(OmegaConf.to_container(cfg))
+    for stage in STAGE_SECTIONS:
+        kept = keys(run_identity(cfg, stage))
+        in_sections = {k for k in every if k.split(".")[0] in STAGE_SECTIONS[stage]}
+        assert kept & NOT_RESULTS == set()
+        left_out = {k for k in in_sections - kept if not k.startswith("data.anchors.")}
+        assert left_out <= NOT_RESULTS | (FINETUNE_ONLY if stage == "pretrain" else set())
+
+
+@pytest.fixture
+def with_overrides(cfg_for, overrides):
+    """A composed finetune config whose Hydra state holds `extra` as command-line overrides."""
+    register()
+
+    def make(*extra):
+        cfg = cfg_for("finetune", [*overrides, *extra], hydra=True)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):  # as a task function gets it
+            del cfg["hydra"]
+        return cfg
+
+    yield make
+    HydraConfig.instance().cfg = None
+
+
+def test_one_key_is_treated_alike_by_every_consumer(with_overrides, fake_archive):
+    """A result-changing key names the cell and goes into the pretrain command (when the LM
+    reads it); a speed key does neither; data keys used after tokenization stay out of the id
+    cache's key."""
+    cfg = with_overrides(
+        "lm.lr=0.01", "classifier.pooling=max", "data.num_workers=1", "trainer.log_every_n_steps=5"
+    )
+    assert (
+        cell_name("pretrained", "all", 0)
+        == "init=pretrained,n=all,seed=0,classifier.pooling=max,lm.lr=0.01"
+    )
+    cmd = pretrain_command(cfg)
+    assert "lm.lr=0.01" in cmd and "pooling" not in cmd and "data.train_size" not in cmd
+    data = cfg.data
+    key = cache_key([fake_archive], data, cfg.pretrain_data)
+    for same in ({"num_workers": 3}, {"truncating": "pre"}, {"train_size": 50}, {"cache_dir": "x"}):
+        assert cache_key([fake_archive], OmegaConf.merge(data, same), cfg.pretrain_data) == key, (
+            same
+        )
+    for other in ({"vocab_size": 99}, {"tokenizer": "keras"}, {"val_size": 10}):
+        assert cache_key([fake_archive], OmegaConf.merge(data, other), cfg.pretrain_data) != key, (
+            other
+        )
+    lm_only = run_identity(cfg, "pretrain")
+    assert "train_size" not in lm_only["data"] and "classifier" not in lm_only
+    assert run_identity(cfg, "finetune")["data"]["train_size"] == cfg.data.train_size
