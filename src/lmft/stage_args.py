@@ -14,7 +14,7 @@ def data_kwargs(cfg: DictConfig) -> dict:
         val_size=d.val_size,
         split_seed=d.split_seed,
         num_workers=d.num_workers,
-        truncating=d.get("truncating", "post"),
+        truncating=d.truncating,
     )
 
 
@@ -23,5 +23,5 @@ def encoder_kwargs(cfg: DictConfig, corpus: Corpus, section: str) -> dict:
     the `model` group, with that stage's `input_dropout` when it sets one (the reference drops
     0.3 of the LSTM's inputs in the LM and 0.5 in the classifier)."""
     kw = {"vocab_size": corpus.tokenizer.get_vocab_size(), **OmegaConf.to_container(cfg.model)}
-    rate = cfg[section].get("input_dropout")
+    rate = cfg[section].input_dropout
     return kw if rate is None else {**kw, "input_dropout": rate}

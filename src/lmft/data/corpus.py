@@ -200,9 +200,7 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
         )
         train = train.subset(outside(len(train), held_out).tolist())
     fit_on = train.texts + texts["unsup"].texts + texts["extra"].texts
-    tok = build_tokenizer(
-        fit_on, data_cfg.vocab_size, data_cfg.min_frequency, data_cfg.get("tokenizer", "words")
-    )
+    tok = build_tokenizer(fit_on, data_cfg.vocab_size, data_cfg.min_frequency, data_cfg.tokenizer)
     splits = {k: Encoded.from_texts(tok, v) for k, v in texts.items()}
     n = {k: len(v) for k, v in splits.items() if len(v)}
     print(
