@@ -38,8 +38,11 @@ stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
 pack() { tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.ckpt' -C "$WORK" runs; }
 late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s, BUDGET_S=$BUDGET_S"; }
 
+# SNAPSHOTS: the LM also keeps its encoder after these epochs (lm.snapshots, not part of its
+# identity), so fine-tuning from a smaller LM budget (init.lm_epoch) needs no new LM.
+[ "$EXP" = seed ] && SNAPSHOTS=${SNAPSHOTS:-[1,3,10,30]}
 C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.outputs=$RUNS"
-   "data.cache_dir=$WORK/cache")
+   "data.cache_dir=$WORK/cache" "lm.snapshots=${SNAPSHOTS:-[]}")
 # The fused softmax is Triton code compiled here: if it cannot run, say so and use torch's.
 $PY - <<'PY' || { C+=(lm.loss_impl=chunked); stamp "fused softmax unusable: lm.loss_impl=chunked"; }
 import torch

@@ -71,6 +71,10 @@ def test_one_key_is_treated_alike_by_every_consumer(with_overrides, fake_archive
     )
     cmd = pretrain_command(cfg)
     assert "lm.lr=0.01" in cmd and "pooling" not in cmd and "data.train_size" not in cmd
+    other = with_overrides("lm_name=big", "lm.lr=0.01")
+    assert "lm_name=big" in pretrain_command(other)  # it writes where finetune reads
+    renamed = pretrain_command(other, "NEW")
+    assert "lm_name" not in renamed and renamed.endswith("name=NEW")
     data = cfg.data
     key = cache_key([fake_archive], data, cfg.pretrain_data)
     for same in ({"num_workers": 3}, {"truncating": "pre"}, {"train_size": 50}, {"cache_dir": "x"}):

@@ -148,3 +148,35 @@ def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validatio
     assert best["scratch_recipe"] == "classifier.pooling=mean"  # not concat's 0.90 on test
     assert round(best["gap_mean"], 4) == round(0.76 - 0.74, 4) and best["n_pairs"] == 3
     assert best_against_best(cells[:6], "test/acc") == []  # one arm only: nothing to pair
+
+
+def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):
+    """Pretrained cells from LM epochs 1 and 3 (init.lm_epoch): each budget is compared with
+    the one set of scratch cells; the best pretrained budget is chosen on validation."""
+    from lmft.report import best_against_best, lm_budget_figure, markdown
+
+    def pre(seed, epochs, ppl, acc, val):
+        c = cell("pretrained", 100, seed, acc)
+        c["val/acc_best"] = val
+        c["lm"] = {"dir": "lm", "epochs": epochs, "val/ppl": ppl}
+        c["identity"] = {"init": {"name": "pretrained", "lm_epoch": epochs}}
+        return c
+
+    cells = [pre(s, 1, 400.0, 0.6 + s / 100, 0.6) for s in range(2)]
+    cells += [pre(s, 3, 200.0, 0.8 + s / 100, 0.7) for s in range(2)]
+    cells += [cell("scratch", 100, s, 0.7) for s in range(2)]
+    for c in cells[-2:]:
+        c["identity"] = {"init": {"name": "scratch"}}
+    summary, gaps = summarize(cells, "test/acc")
+    assert [(g["lm_epochs"], g["lm_val_ppl"], g["n_pairs"]) for g in gaps] == [
+        (1, 400.0, 2),
+        (3, 200.0, 2),
+    ]
+    assert [round(g["gap_mean"], 3) for g in gaps] == [-0.095, 0.105]
+    assert all(r["recipe"] == "" for r in summary)  # the LM budget is no recipe
+    (best,) = best_against_best(cells, "test/acc")
+    assert best["pretrained_recipe"] == "LM epoch 3" and best["gap_mean"] == pytest.approx(0.105)
+    md = markdown("x", "test/acc", summary, gaps, len(cells), [], best=[best])
+    assert "| LM epochs | LM val ppl |" in md and "| pretrained | 3 | 100 |" in md
+    lm_budget_figure("x", summary, gaps, tmp_path / "lm_budget.png", "note")
+    assert (tmp_path / "lm_budget.png").stat().st_size > 0

@@ -313,7 +313,7 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
                 tags.setdefault(tag, []).extend(acc.Scalars(tag))
         return tags
 
-    ov = [*overrides, "lm.epochs=3", "classifier.epochs=3"]
+    ov = [*overrides, "lm.epochs=3", "classifier.epochs=3", "trainer.log_every_n_steps=2"]
     cfg = cfg_for("pretrain", ov)
     pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
     lm = scalars(Path(cfg.paths.pretrain_dir))
@@ -328,4 +328,44 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
     assert not [t for t in lm if t.startswith("final/")]  # LM runs add no HParams row
     assert len(clf["train/acc"]) == 3 and "train/loss_step" in lm  # LM: also per step
     assert "epoch" not in lm and "epoch" not in clf  # the x axis is the epoch itself
+    # diagnostics: what the head reads per epoch and per step, each group's gradient norm
+    assert len(clf["features/val_norm"]) == 3 and len(clf["features/val_spread"]) == 3
+    assert all(e.value > 0 for e in clf["features/val_norm"])
+    steps = {e.step for e in clf["grad_norm/head_step"]}
+    assert steps and all(s % 2 == 0 for s in steps)  # at the steps written
+    assert steps == {e.step for e in clf["grad_norm/embedding_step"]}
+    assert "features/train_norm_step" in clf
     assert {"lr-Adam/embedding", "lr-Adam/lstm1", "lr-Adam/head"} <= set(clf)
+
+
+def test_lm_snapshots_start_fine_tuning_from_an_earlier_epoch(
+    cfg_for, overrides, tmp_path, monkeypatch
+):
+    import math
+
+    ov = [*overrides, "lm.snapshots=[1]"]
+    pcfg = cfg_for("pretrain", ov)
+    pdir = Path(pcfg.paths.pretrain_dir)
+    lm = pretrain.run(pcfg, pdir)
+    assert lm["snapshots"] == [1] and lm["epochs"] == 2
+    snap = torch.load(pdir / "snapshots/encoder_epoch1.pt", weights_only=True)["state_dict"]
+    final = torch.load(pdir / "encoder.pt", weights_only=True)["state_dict"]
+    assert not all(torch.equal(snap[k], final[k]) for k in snap)  # a real earlier state
+    seen = {}
+    monkeypatch.setattr(
+        SentimentClassifier,
+        "on_fit_start",
+        lambda self: seen.update({k: v.clone() for k, v in self.encoder.state_dict().items()}),
+    )
+    small = ["data.train_size=40", "classifier.epochs=1"]
+    cfg = cfg_for("finetune", [*ov, "init.lm_epoch=1", *small])
+    m = finetune.run(cfg, tmp_path / "cell")
+    assert all(torch.equal(seen[k], snap[k]) for k in snap)
+    assert m["lm"]["epochs"] == 1
+    assert m["lm"]["val/ppl"] == pytest.approx(math.exp(lm["history"][0]["val/loss"]))
+    with pytest.raises(LmftError, match=r"kept the encoder after epochs \[1\] and its last, 2,"):
+        finetune.run(cfg_for("finetune", [*ov, "init.lm_epoch=3", *small]), tmp_path / "c3")
+    last = finetune.run(cfg_for("finetune", [*ov, "init.lm_epoch=2", *small]), tmp_path / "c2")
+    assert last["lm"] == {**m["lm"], "epochs": 2, "val/ppl": lm["val/ppl"]}
+    with pytest.raises(LmftError, match=r"lm.snapshots \[5\] are not among the epochs 1..2"):
+        pretrain.run(cfg_for("pretrain", [*overrides, "lm.snapshots=[5]"]), tmp_path / "p2")

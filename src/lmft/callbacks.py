@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+
+from lmft.models.handoff import encoder_path, save_encoder
 
 
 class EpochLog(L.Callback):
@@ -110,3 +113,17 @@ class BestWeights(L.Callback):
         if acc > self.best:
             self.best = acc
             self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+
+
+class Snapshots(L.Callback):
+    """Keeps the LM's encoder after each of `epochs` (`lm.snapshots`) beside the final one, for
+    fine-tuning from a smaller LM budget (`init.lm_epoch`); files of epochs already done before
+    an interruption stay."""
+
+    def __init__(self, epochs: list[int], out_dir: Path, tokenizer_fingerprint: str):
+        self.epochs, self.out_dir, self.fingerprint = set(epochs), out_dir, tokenizer_fingerprint
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if epoch in self.epochs and trainer.is_global_zero:
+            save_encoder(encoder_path(self.out_dir, epoch), pl_module.encoder, self.fingerprint)

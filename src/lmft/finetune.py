@@ -23,7 +23,7 @@ from lmft.data import ClassificationDataModule, load_corpus
 from lmft.errors import LmftError
 from lmft.identity import override_key, read_finished, reads, run_identity
 from lmft.models import SentimentClassifier
-from lmft.models.handoff import load_encoder_state, save_model
+from lmft.models.handoff import encoder_path, load_encoder_state, save_model
 from lmft.resolvers import register
 from lmft.results import save_results
 from lmft.stage_args import data_kwargs, encoder_kwargs
@@ -31,8 +31,8 @@ from lmft.trainer import make_trainer
 
 
 def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
-    """The pretrain command for this run: its preset and its data/model/lm/trainer overrides
-    (under `name` instead of the run's own, if given)."""
+    """The pretrain command for this run: its preset, where its LM goes, and its
+    data/model/lm/trainer overrides (under `name` instead of the run's own, if given)."""
     from hydra.core.hydra_config import HydraConfig
 
     rename = [f"name={name}"] if name else []
@@ -41,7 +41,7 @@ def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
     where = ("experiment", "paths.outputs", "paths.pretrain_dir")
 
     def needed(key: str) -> bool:  # the preset, where the LM goes, what it reads
-        return key in where or reads(key, "pretrain") or (key == "name" and not name)
+        return key in where or reads(key, "pretrain") or (key in ("name", "lm_name") and not name)
 
     task = [o for o in HydraConfig.get().overrides.task if needed(override_key(o))]
     return " ".join(["python -m lmft.pretrain", *task, *rename])
@@ -50,8 +50,9 @@ def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
 def pretrained_state(
     cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str
 ) -> tuple[dict, dict]:
-    """The encoder weights of the pretrain run this config points to, checked against it, and
-    what the report says of that LM (its folder, epochs and validation perplexity)."""
+    """The encoder weights of the pretrain run this config points to (after its last epoch, or
+    after `init.lm_epoch`), checked against it, and what the report says of that LM (its
+    folder, epochs and validation perplexity then)."""
     pdir = Path(cfg.paths.pretrain_dir)
     cmd = pretrain_command(cfg)
     remedy = f"Run `{cmd}` first."
@@ -63,8 +64,21 @@ def pretrained_state(
     done = read_finished(pdir / "metrics.json", wanted, "pretraining", other)
     if done is None:
         raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
-    state = load_encoder_state(pdir / "encoder.pt", kwargs, tokenizer_fingerprint, remedy)
-    return state, {"dir": str(pdir), "epochs": done["epochs"], "val/ppl": done["val/ppl"]}
+    epoch = cfg.init.lm_epoch
+    if epoch == done["epochs"]:
+        epoch = None  # the last epoch's encoder is encoder.pt
+    kept = done.get("snapshots", [])
+    if epoch and epoch not in kept:
+        raise LmftError(
+            f"init.lm_epoch={epoch}: {pdir} kept the encoder after epochs {kept} and its last, "
+            f"{done['epochs']}, only (lm.snapshots). Pretrain with lm.snapshots listing {epoch} "
+            f"under a new name (`{pretrain_command(cfg, 'NEW')} 'lm.snapshots=[{epoch}]'`) and "
+            "give this command lm_name=NEW, or pick one of those epochs."
+        )
+    path = encoder_path(pdir, epoch)
+    state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
+    ppl = math.exp(done["history"][epoch - 1]["val/loss"]) if epoch else done["val/ppl"]
+    return state, {"dir": str(pdir), "epochs": epoch or done["epochs"], "val/ppl": ppl}
 
 
 def summarize(rows: list[dict], test_last: float, test_best: float) -> dict:
@@ -116,7 +130,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         corpus,
         train_size=cfg.data.train_size,
         test_size=cfg.data.test_size,
-        curve_test_size=cfg.data.get("curve_test_size"),
+        curve_test_size=cfg.data.curve_test_size,
         batch_size=c.batch_size,
         max_len=c.max_len,
         seed=cfg.seed,
@@ -138,6 +152,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         gradual_unfreeze=c.gradual_unfreeze,
         freeze_encoder=c.freeze_encoder,
         adam_eps=c.adam_eps,
+        feature_norm=c.feature_norm,
     )
     lm_used = None
     if cfg.init.name == "pretrained":

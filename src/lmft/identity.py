@@ -35,6 +35,7 @@ NOT_RESULTS = frozenset(
         "data.anchors",  # published numbers the report prints
         "classifier.save_model",
         "lm.loss_impl",  # one softmax computed two ways (equal up to float noise; tested)
+        "lm.snapshots",  # which epochs' encoders are kept besides the last
         "trainer.progress_bar",
         "trainer.num_threads",
         "trainer.log_every_n_steps",

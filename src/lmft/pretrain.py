@@ -18,14 +18,19 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from tokenizers import Tokenizer
 
-from lmft.callbacks import EpochLog, RNGState
+from lmft.callbacks import EpochLog, RNGState, Snapshots
 from lmft.cli import entry
 from lmft.data import LMDataModule, load_corpus
 from lmft.errors import LmftError
 from lmft.identity import read_finished, run_identity
 from lmft.io import atomic_path
 from lmft.models import LanguageModel
-from lmft.models.handoff import encoder_readable, load_encoder_state, save_encoder
+from lmft.models.handoff import (
+    encoder_path,
+    encoder_readable,
+    load_encoder_state,
+    save_encoder,
+)
 from lmft.resolvers import register
 from lmft.results import save_results
 from lmft.stage_args import data_kwargs, encoder_kwargs
@@ -67,6 +72,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if done:  # finished, but a hand-off file is damaged: write them again from last.ckpt
         print(f"[pretrain] {out_dir}: encoder.pt or tokenizer.json is damaged; writing them again")
     lm = cfg.lm
+    wrong = sorted(e for e in lm.snapshots if not 1 <= e <= lm.epochs)
+    if wrong:
+        raise LmftError(f"lm.snapshots {wrong} are not among the epochs 1..{lm.epochs}.")
     L.seed_everything(lm.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
     dm = LMDataModule(
@@ -101,6 +109,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         [
             history,
             RNGState(),
+            Snapshots(list(lm.snapshots), out_dir, corpus.fingerprint),
             ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False),
         ],
     )
@@ -120,8 +129,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "epochs": trainer.current_epoch,
         "vocab_size": corpus.tokenizer.get_vocab_size(),
         "tokenizer": corpus.fingerprint,
+        "snapshots": sorted(e for e in lm.snapshots if encoder_path(out_dir, e).exists()),
     }
-    save_encoder(out_dir / "encoder.pt", model.encoder, corpus.fingerprint)
+    save_encoder(encoder_path(out_dir), model.encoder, corpus.fingerprint)
     with atomic_path(out_dir / "tokenizer.json") as tmp:
         corpus.tokenizer.save(str(tmp))
     metrics = save_results(trainer, out_dir, metrics, history, identity)

@@ -8,7 +8,9 @@ counted) and writes summary.csv, gaps.csv, cells.csv, cells.json (each cell's fu
 versions and git commit), summary.md, learning_curve.png and epochs.png to the report dir, and
 prints the tables. Settings that differ between cells besides arm, size and seed (a swept
 classifier.pooling, say) make recipes: rows and gaps per recipe, and best_recipes.csv, each
-arm's best recipe per size (chosen on validation) against the other's.
+arm's best recipe per size (chosen on validation) against the other's. Pretrained cells that
+started from several LM snapshots (init.lm_epoch) give rows and gaps per LM budget, against
+the same scratch cells, and lm_budget.png.
 """
 
 from __future__ import annotations
@@ -73,7 +75,18 @@ def mean_ci(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:
     return mean, std, stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
 
 
-AXES = ("init.name", "seed", "data.train_size")  # a sweep's own axes: arm, seed, size
+# a sweep's own axes: arm, LM budget (the pretrained arm's snapshot), seed, size
+AXES = ("init.name", "init.lm_epoch", "seed", "data.train_size")
+
+
+def lm_epochs(cell: dict) -> int | None:
+    """The LM epochs a pretrained cell started from (its budget); None for scratch."""
+    return cell["lm"]["epochs"] if cell.get("lm") else None
+
+
+def budgets(cells: list[dict]) -> list[int]:
+    """The LM budgets the sweep's pretrained cells started from (several: LM snapshots)."""
+    return sorted({lm_epochs(c) for c in cells if c.get("lm")})
 
 
 def varying_keys(cells: list[dict]) -> list[str]:
@@ -91,10 +104,10 @@ def recipe(cell: dict, keys: list[str]) -> str:
 
 
 def _groups(cells: list[dict]) -> dict[tuple, dict[int, dict]]:
-    """(recipe, init, train_size) -> {seed: cell}."""
+    """(recipe, init, train_size, LM epochs or None) -> {seed: cell}."""
     keys, by = varying_keys(cells), defaultdict(dict)
     for c in cells:
-        by[(recipe(c, keys), c["init"], c["train_size"])][c["seed"]] = c
+        by[(recipe(c, keys), c["init"], c["train_size"], lm_epochs(c))][c["seed"]] = c
     return by
 
 
@@ -115,13 +128,15 @@ def paired_gap(pre: dict[int, dict], scr: dict[int, dict], metric: str) -> dict 
 
 
 def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
-    """One row per (recipe, init, train_size), one gap row per (recipe, size), paired by seed.
+    """One row per (recipe, init, train_size, LM budget); one gap row per (recipe, size, LM
+    budget): each pretrained group against the scratch cells of its recipe and size, paired
+    by seed.
 
     `n_best_last`: cells whose best validation epoch was their last (still improving when
     training stopped: judged before they were done)."""
     by = _groups(cells)
     summary = []
-    for (rec, init, size), runs in sorted(by.items(), key=lambda kv: (kv[0][2], kv[0])):
+    for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
         vals = [r[metric] for r in runs.values()]
         last = [r["test/acc"] for r in runs.values()]
         mean, std, ci = mean_ci(vals)
@@ -130,6 +145,8 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "recipe": rec,
                 "init": init,
                 "train_size": size,
+                "lm_epochs": lm,
+                "lm_val_ppl": next(iter(runs.values()))["lm"]["val/ppl"] if lm else None,
                 "n_seeds": len(vals),
                 "test_acc_mean": mean,
                 "test_acc_std": std,
@@ -140,45 +157,60 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
             }
         )
     gaps = []
-    for rec, size in sorted({(r, s) for r, _, s in by}, key=lambda k: (k[1], k[0])):
-        gap = paired_gap(
-            by.get((rec, "pretrained", size), {}), by.get((rec, "scratch", size), {}), metric
-        )
+    for row in summary:
+        if row["init"] != "pretrained":
+            continue
+        key = (row["recipe"], row["train_size"])
+        scratch = by.get((*key[:1], "scratch", key[1], None), {})
+        gap = paired_gap(by[(*key[:1], "pretrained", key[1], row["lm_epochs"])], scratch, metric)
         if gap:
-            gaps.append({"recipe": rec, "train_size": size, **gap})
+            lm = {k: row[k] for k in ("lm_epochs", "lm_val_ppl")}
+            gaps.append({"recipe": row["recipe"], "train_size": row["train_size"], **lm, **gap})
     return summary, gaps
 
 
+def _order(item) -> tuple:
+    """Summary rows by size, recipe, arm, then LM budget."""
+    rec, init, size, lm = item[0]
+    return size, rec, init, lm or 0
+
+
 def best_against_best(cells: list[dict], metric: str) -> list[dict]:
-    """Per size: each arm's best recipe, chosen on mean validation accuracy (never on test),
-    then the paired test gap between the two choices. Empty when the sweep has one recipe."""
-    if not varying_keys(cells):
+    """Per size: each arm's best recipe (for the pretrained arm, with its LM budget), chosen on
+    mean validation accuracy (never on test), then the paired test gap between the two
+    choices. Empty when the sweep has one recipe and one LM budget."""
+    several = len(budgets(cells)) > 1
+    if not varying_keys(cells) and not several:
         return []
     by, out = _groups(cells), []
-    for size in sorted({s for _, _, s in by}):
+
+    def label(option: tuple) -> str:
+        rec, lm = option
+        return ", ".join(x for x in (rec, f"LM epoch {lm}" if several and lm else "") if x) or "–"
+
+    for size in sorted({s for _, _, s, _ in by}):
         chosen = {}
         for arm in ARMS:
-            options = {r: runs for (r, a, s), runs in by.items() if a == arm and s == size}
+            options = {(r, lm): runs for (r, a, s, lm), runs in by.items() if (a, s) == (arm, size)}
             if options:
                 chosen[arm] = max(
-                    sorted(options),
-                    key=lambda r: (
-                        sum(c["val/acc_best"] for c in options[r].values()) / len(options[r])
+                    sorted(options, key=lambda o: (o[0], o[1] or 0)),
+                    key=lambda o: (
+                        sum(c["val/acc_best"] for c in options[o].values()) / len(options[o])
                     ),
                 )
         if len(chosen) < 2:
             continue
+        pre, scr = chosen["pretrained"], chosen["scratch"]
         gap = paired_gap(
-            by[(chosen["pretrained"], "pretrained", size)],
-            by[(chosen["scratch"], "scratch", size)],
-            metric,
+            by[(pre[0], "pretrained", size, pre[1])], by[(scr[0], "scratch", size, None)], metric
         )
         if gap:
             out.append(
                 {
                     "train_size": size,
-                    "pretrained_recipe": chosen["pretrained"],
-                    "scratch_recipe": chosen["scratch"],
+                    "pretrained_recipe": label(pre),
+                    "scratch_recipe": label(scr),
                     **gap,
                 }
             )
@@ -246,6 +278,9 @@ def markdown(
 ) -> str:
     several = any(r["recipe"] for r in summary)  # a column for the sweep's other axes
     col = lambda r: f" {r['recipe']} |" if several else ""  # noqa: E731
+    lms = len({r["lm_epochs"] for r in summary if r["lm_epochs"]}) > 1  # LM snapshots: a column
+    lm_col = lambda r: f" {r['lm_epochs'] or '–'} |" if lms else ""  # noqa: E731
+    ppl_col = lambda g: f" {g['lm_val_ppl']:.1f} |" if lms else ""  # noqa: E731
     lines = [
         f"# lmft report: {name}",
         "",
@@ -255,12 +290,12 @@ def markdown(
         '"best = last": cells whose best validation epoch was their last, still improving '
         "when training stopped.",
         "",
-        f"|{' recipe |' if several else ''} init | labeled examples | seeds | test acc mean "
-        "| std | 95% CI ± | last-epoch mean | best = last |",
-        f"|{'---|' if several else ''}---|---:|---:|---:|---:|---:|---:|---:|",
+        f"|{' recipe |' if several else ''} init |{' LM epochs |' if lms else ''} labeled "
+        "examples | seeds | test acc mean | std | 95% CI ± | last-epoch mean | best = last |",
+        f"|{'---|' if several else ''}---|{'---:|' if lms else ''}" + "---:|" * 7,
     ]
     lines += [
-        f"|{col(r)} {r['init']} | {r['train_size']:,} | {r['n_seeds']} "
+        f"|{col(r)} {r['init']} |{lm_col(r)} {r['train_size']:,} | {r['n_seeds']} "
         f"| {_pct(r['test_acc_mean'])} | {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
         f"| {_pct(r['test_acc_last_epoch_mean'])} | {r['n_best_last']}/{r['n_seeds']} |"
         for r in summary
@@ -270,11 +305,13 @@ def markdown(
         "Gap = pretrained − scratch, mean of per-seed paired differences (points), "
         "with a 95% t-interval over seeds" + (", within each recipe:" if several else ":"),
         "",
-        f"|{' recipe |' if several else ''} labeled examples | pairs | gap | 95% CI "
-        "| CI excludes 0 |",
-        f"|{'---|' if several else ''}---:|---:|---:|---|---|",
+        f"|{' recipe |' if several else ''}{' LM epochs | LM val ppl |' if lms else ''} labeled "
+        "examples | pairs | gap | 95% CI | CI excludes 0 |",
+        f"|{'---|' if several else ''}{'---:|---:|' if lms else ''}---:|---:|---:|---|---|",
     ]
-    lines += [f"|{col(g)} {g['train_size']:,} | {_gap_cells(g)}" for g in gaps]
+    lines += [
+        f"|{col(g)}{lm_col(g)}{ppl_col(g)} {g['train_size']:,} | {_gap_cells(g)}" for g in gaps
+    ]
     if best:
         lines += [
             "",
@@ -297,6 +334,8 @@ def markdown(
     if unfinished:
         lines += ["", f"Not counted (unfinished): {', '.join(p.name for p in unfinished)}"]
     lines += ["", "![learning curve](learning_curve.png)", "", "![epochs](epochs.png)", ""]
+    if lms:
+        lines += ["![LM budget](lm_budget.png)", ""]
     return "\n".join(lines)
 
 
@@ -309,8 +348,11 @@ def _gap_cells(g: dict) -> str:
 
 
 def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
-    """Published results beside this sweep's largest labeled size, per arm."""
+    """Published results beside this sweep's largest labeled size, per arm (the pretrained arm
+    from its largest LM budget)."""
     size = max(r["train_size"] for r in summary)
+    top = max((r["lm_epochs"] or 0 for r in summary), default=0)
+    summary = [r for r in summary if r["lm_epochs"] in (None, top)]
     lines = [
         "Published anchors (full 25k labels, full test set) beside this sweep's largest size:",
         "",
@@ -409,6 +451,76 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     save_fig(fig, dest)
 
 
+def lm_budget_figure(
+    name: str, summary: list[dict], gaps: list[dict], dest: Path, note: str
+) -> None:
+    """What pretraining compute buys: the pretrained arm per LM snapshot against scratch
+    (dashed), and the gap against the LM's epochs and its validation perplexity then; one
+    colour per labeled size."""
+    fig, axes = plt.subplots(1, 3, figsize=(14.5, 4.4))
+    lines = sorted({(g["train_size"], g["recipe"]) for g in gaps})
+    cmap = plt.get_cmap("viridis")
+    for i, (size, rec) in enumerate(lines):
+        color = cmap(0.85 * i / max(1, len(lines) - 1))
+        label = f"{size:,}{f' {rec}' if rec else ''}"
+        rows = sorted(
+            (g for g in gaps if (g["train_size"], g["recipe"]) == (size, rec)),
+            key=lambda g: g["lm_epochs"],
+        )
+        arm = {
+            (r["init"], r["lm_epochs"]): r
+            for r in summary
+            if (r["train_size"], r["recipe"]) == (size, rec)
+        }
+        x = [g["lm_epochs"] for g in rows]
+        pre = [arm[("pretrained", e)] for e in x]
+        kw = dict(marker="o", capsize=3, color=color)
+        axes[0].errorbar(
+            x,
+            [100 * r["test_acc_mean"] for r in pre],
+            yerr=[_half(r["test_acc_ci95"]) for r in pre],
+            label=f"pretrained, {label}",
+            **kw,
+        )
+        axes[0].axhline(100 * arm[("scratch", None)]["test_acc_mean"], color=color, ls="--")
+        gap, err = (
+            [100 * g["gap_mean"] for g in rows],
+            [_half(g["gap_mean"] - g["ci95_low"]) for g in rows],
+        )
+        axes[1].errorbar(x, gap, yerr=err, label=label, **kw)
+        axes[2].errorbar([g["lm_val_ppl"] for g in rows], gap, yerr=err, label=label, **kw)
+    epochs, ppls = sorted({g["lm_epochs"] for g in gaps}), sorted({g["lm_val_ppl"] for g in gaps})
+    for ax, xlabel, ticks in zip(
+        axes,
+        ("LM epochs (log scale)", "LM epochs (log scale)", "LM validation perplexity (log scale)"),
+        (epochs, epochs, ppls),
+        strict=True,
+    ):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{t:,.0f}" for t in ticks])
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[1:]:
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_ylabel("gap, pretrained − scratch (points)")
+    axes[0].set_ylabel("test accuracy (%); scratch dashed")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(title="labeled examples", fontsize=8)
+    fig.suptitle(
+        f"{name}: what the LM budget buys (mean over seeds ± 95% CI; epoch chosen on "
+        f"validation)\n{note}"
+    )
+    fig.tight_layout()
+    save_fig(fig, dest)
+
+
+def _half(ci: float) -> float:
+    """An error bar's half-width in points (0 where one seed gives no interval)."""
+    return 0.0 if ci != ci else 100 * ci
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     sweep_dir, out_dir = Path(cfg.sweep_dir), Path(out_dir)
     cells, unfinished = load_cells(sweep_dir)
@@ -443,9 +555,16 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         write_csv(out_dir / "gaps.csv", gaps)
     if best:
         write_csv(out_dir / "best_recipes.csv", best)
-    note = caption(cells)
-    learning_curve(name, cfg.metric, summary, out_dir / "learning_curve.png", note)
-    epochs_figure(name, cells, out_dir / "epochs.png", note)
+    # the curves per size and per epoch show the pretrained arm from its largest LM budget;
+    # lm_budget.png shows every budget (LM snapshots)
+    top = max(budgets(cells), default=None)
+    final = [c for c in cells if lm_epochs(c) in (None, top)]
+    note = caption(final)
+    rows = [r for r in summary if r["lm_epochs"] in (None, top)]
+    learning_curve(name, cfg.metric, rows, out_dir / "learning_curve.png", note)
+    epochs_figure(name, final, out_dir / "epochs.png", note)
+    if len(budgets(cells)) > 1:
+        lm_budget_figure(name, summary, gaps, out_dir / "lm_budget.png", caption(cells))
     anchors = cfg.data.get("anchors")
     imdb = all((c.get("identity") or {}).get("data", {}).get("kind") == "imdb" for c in cells)
     anchors = OmegaConf.to_container(anchors) if anchors and imdb else {}  # IMDB's, for IMDB
@@ -464,7 +583,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     print(md.split("![")[0].rstrip())
     print(
         f"\nReport written to {out_dir}/ (summary.md, summary.csv, gaps.csv, cells.csv, "
-        "cells.json, learning_curve.png, epochs.png)",
+        "cells.json, learning_curve.png, epochs.png; lm_budget.png with several LM budgets)",
         file=sys.stderr,
     )
     return {"summary": summary, "gaps": gaps, "best": best}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from torchmetrics.classification import Accuracy
 
@@ -43,6 +44,8 @@ class SentimentClassifier(L.LightningModule):
       (torch's OneCycleLR with cosine annealing and momentum cycling).
     - `gradual_unfreeze`: epoch 1 trains the head only, each later epoch unfreezes the
       next group down. `freeze_encoder`: only the head ever trains (a linear probe).
+    - `feature_norm`: a LayerNorm on the pooled features before dropout and head (it belongs
+      to the head's layer group).
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class SentimentClassifier(L.LightningModule):
         gradual_unfreeze: bool = False,
         freeze_encoder: bool = False,
         adam_eps: float = 1e-8,
+        feature_norm: bool = False,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -71,6 +75,7 @@ class SentimentClassifier(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.encoder = build_encoder(encoder)
         width = self.encoder.output_size * (3 if pooling == "concat" else 1)
+        self.norm = nn.LayerNorm(width) if feature_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
         self.encoder.init_linear(self.head)
@@ -81,7 +86,7 @@ class SentimentClassifier(L.LightningModule):
 
     def layer_groups(self) -> dict[str, nn.Module]:
         """Bottom to top: the encoder's groups (embedding, its layers), then the head."""
-        return self.encoder.layer_groups() | {"head": self.head}
+        return self.encoder.layer_groups() | {"head": nn.ModuleList([self.norm, self.head])}
 
     def on_train_epoch_start(self):
         hp, top_first = self.hparams, list(self.layer_groups().values())[::-1]
@@ -91,11 +96,17 @@ class SentimentClassifier(L.LightningModule):
             )
             group.requires_grad_(trainable)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits: [batch] for 2 classes, else [batch, num_classes]."""
-        pooled = pool(self.encoder(ids), lengths, self.hparams.pooling)
-        logits = self.head(self.dropout(pooled)).float()
+    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The pooled encoder outputs the head reads: [batch, width]."""
+        return pool(self.encoder(ids), lengths, self.hparams.pooling)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits of pooled features: [batch] for 2 classes, else [batch, num_classes]."""
+        logits = self.head(self.dropout(self.norm(pooled))).float()
         return logits.squeeze(-1) if self.hparams.num_classes == 2 else logits
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(ids, lengths))
 
     def class_probs(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[batch, num_classes] probabilities (binary too: [1 - p, p])."""
@@ -105,8 +116,10 @@ class SentimentClassifier(L.LightningModule):
             return torch.stack([1 - p, p], dim=-1)
         return logits.softmax(-1)
 
-    def loss_and_probs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, y = self(batch["ids"], batch["lengths"]), batch["labels"]
+    def loss_and_probs(self, batch, logits=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and class probabilities of a batch (of its `logits`, when already computed)."""
+        y = batch["labels"]
+        logits = self(batch["ids"], batch["lengths"]) if logits is None else logits
         if self.hparams.num_classes == 2:
             return F.binary_cross_entropy_with_logits(logits, y.float()), torch.sigmoid(logits)
         return F.cross_entropy(logits, y), logits.softmax(-1)
@@ -121,13 +134,39 @@ class SentimentClassifier(L.LightningModule):
         return loss
 
     def _evaluate(self, batch, split: str, acc: Accuracy) -> torch.Tensor:
-        """Loss and accuracy of `split` for the epoch's history (`EpochLog` writes the curves)."""
-        loss, probs = self.loss_and_probs(batch)
+        """Loss and accuracy of `split` for the epoch's history (`EpochLog` writes the curves);
+        the scale of the pooled features in training (per step) and validation (per epoch)."""
+        pooled = self.features(batch["ids"], batch["lengths"])
+        loss, probs = self.loss_and_probs(batch, self.classify(pooled))
         acc.update(probs, batch["labels"])
         kw = dict(batch_size=len(batch["labels"]), add_dataloader_idx=False, logger=False)
+        if split in ("train", "val"):
+            self.log_feature_scale(pooled.detach().float(), split, kw)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, **kw)
         self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, **kw)
         return loss
+
+    def log_feature_scale(self, pooled: torch.Tensor, split: str, kw: dict) -> None:
+        """Mean L2 norm of the pooled features, and their spread (mean over dimensions of the
+        standard deviation over the batch's texts): how large, and how varied, the inputs of
+        the head are (pretrained against scratch: `features/` in TensorBoard)."""
+        spread = pooled.std(0).mean() if len(pooled) > 1 else pooled.new_zeros(())
+        per_step = dict(on_step=True, on_epoch=False) if split == "train" else dict(on_epoch=True)
+        end = "_step" if split == "train" else ""
+        self.log(f"features/{split}_norm{end}", pooled.norm(dim=-1).mean(), **per_step, **kw)
+        self.log(f"features/{split}_spread{end}", spread, **per_step, **kw)
+
+    def on_before_optimizer_step(self, optimizer):
+        """Each layer group's gradient norm (`grad_norm/<group>`), every log_every_n_steps."""
+        if self.global_step % self.trainer.log_every_n_steps:
+            return
+        for name, group in self.layer_groups().items():
+            norms = grad_norm(group, norm_type=2)  # {} for a frozen group
+            if norms:
+                total = norms["grad_2.0_norm_total"]
+                self.log(
+                    f"grad_norm/{name}_step", total, on_step=True, on_epoch=False, logger=False
+                )
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Loader 0 is the validation split, loader 1 the test curve subset (curves only)."""

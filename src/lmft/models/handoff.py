@@ -34,6 +34,12 @@ def _load(path: Path, fmt: int, remedy: str) -> dict:
     return blob
 
 
+def encoder_path(pretrain_dir: str | Path, epoch: int | None = None) -> Path:
+    """A pretraining run's final encoder.pt, or the one it kept after `epoch` (lm.snapshots)."""
+    pretrain_dir = Path(pretrain_dir)
+    return pretrain_dir / (f"snapshots/encoder_epoch{epoch}.pt" if epoch else "encoder.pt")
+
+
 def encoder_readable(path: Path) -> bool:
     """Whether `path` is an encoder.pt this lmft can load (any settings)."""
     try:
