@@ -18,7 +18,7 @@ help: ## Show this help (targets, then the presets EXP can name)
 	  'BEGIN {FS = ":.*## "} {printf (tty ? "  \033[36m%-12s\033[0m %s\n" : "  %-12s %s\n"), $$1, $$2}'
 	@echo "presets (EXP=, conf/experiment/):"
 	@for f in conf/experiment/*.yaml; do \
-	  printf "  %-12s %s\n" "$$(basename $$f .yaml)" "$$(sed -n '2s/^# //p' $$f)"; done
+	  printf "  %-17s %s\n" "$$(basename $$f .yaml)" "$$(sed -n '2s/^# //p' $$f)"; done
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -47,3 +47,46 @@ def test_model_pt_round_trips_and_checks_its_format(tmp_path, encoder):
         load_model(tmp_path)
     with pytest.raises(LmftError, match="No model.pt"):
         load_model(tmp_path / "elsewhere")
+
+
+THIRD = """
+from torch import nn
+
+from lmft.models.encoder import Encoder, arguments
+
+
+class GRUEncoder(Encoder):
+    def __init__(self, vocab_size, embed_dim=8):
+        super().__init__(arguments(locals(), GRUEncoder), ())
+        self.output_size = embed_dim
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.gru = nn.GRU(embed_dim, embed_dim, batch_first=True)
+
+    def layer_groups(self):
+        return {"embedding": self.embedding, "gru": self.gru}
+
+    def forward(self, ids):
+        return self.gru(self.embedding(ids))[0]
+"""
+
+
+def test_a_third_encoder_is_one_module(tmp_path, monkeypatch):
+    """What README's "How it works" promises: a subclass of Encoder in a module of its own
+    (plus conf/model/<name>.yaml naming it) goes through both stages' modules and model.pt."""
+    from lmft.models import LanguageModel
+
+    (tmp_path / "third_encoder.py").write_text(THIRD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    gru = {"_target_": "third_encoder.GRUEncoder", "vocab_size": 30, "embed_dim": 8}
+    ids, lengths = torch.tensor([[3, 4, 5, 0]]), torch.tensor([3])
+    assert LanguageModel(encoder=gru, tie_weights=True).loss({"ids": ids, "lengths": lengths}) > 0
+    clf = SentimentClassifier(encoder=gru, lr_decay=2.0).eval()
+    assert [g["name"] for g in clf.configure_optimizers().param_groups] == [
+        "embedding",
+        "gru",
+        "head",
+    ]
+    save_model(tmp_path / "model.pt", clf, clf.state_dict(), "{}", ["neg", "pos"], 16)
+    loaded, blob = load_model(tmp_path)
+    assert blob["encoder"] == "third_encoder.GRUEncoder"
+    assert torch.equal(loaded(ids, lengths), clf(ids, lengths))

@@ -40,8 +40,8 @@ class Encoder(nn.Module):
     embedding: nn.Embedding
 
     def __init__(self, kwargs: dict, dropouts: tuple[str, ...]):
-        """`kwargs`: the subclass's arguments (`arguments(locals(), Class)`), checked here for
-        what every encoder has: `init`, `num_layers` and the rates named in `dropouts`."""
+        """`kwargs`: the subclass's arguments (`arguments(locals(), Class)`), checked here
+        (`check_settings`)."""
         super().__init__()
         check_settings(kwargs, dropouts)
         self.kwargs = kwargs
@@ -101,10 +101,11 @@ def arguments(local_vars: dict, cls: type[Encoder]) -> dict:
 
 
 def check_settings(kwargs: dict, dropouts: tuple[str, ...]) -> None:
-    """The settings every encoder has: `init`, `num_layers`, its dropout rates."""
-    if kwargs["init"] not in INITS:
+    """The settings encoders share, where this one has them: `init`, `num_layers`, and the
+    dropout rates named in `dropouts`."""
+    if kwargs.get("init", "torch") not in INITS:
         raise LmftError(f"model.init must be one of {INITS}, not {kwargs['init']!r}.")
-    if kwargs["num_layers"] < 1:
+    if kwargs.get("num_layers", 1) < 1:
         raise LmftError(f"model.num_layers={kwargs['num_layers']} must be at least 1.")
     for name in dropouts:
         if not 0 <= kwargs[name] < 1:
