@@ -334,7 +334,13 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
     steps = {e.step for e in clf["grad_norm/head_step"]}
     assert steps and all(s % 2 == 0 for s in steps)  # at the steps written
     assert steps == {e.step for e in clf["grad_norm/embedding_step"]}
-    assert "features/train_norm_step" in clf
+    # ... and each written value is that step's: equal to a run writing every step
+    every = cfg_for("finetune", [*ov, "trainer.log_every_n_steps=1"])
+    finetune.run(every, Path(every.paths.sweep_dir) / "every_step")
+    each = scalars(Path(every.paths.sweep_dir) / "every_step")
+    for tag in ("grad_norm/head_step", "features/train_norm_step"):
+        at = {e.step: e.value for e in each[tag]}
+        assert [e.value for e in clf[tag]] == pytest.approx([at[e.step] for e in clf[tag]]), tag
     assert {"lr-Adam/embedding", "lr-Adam/lstm1", "lr-Adam/head"} <= set(clf)
 
 

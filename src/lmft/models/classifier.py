@@ -140,7 +140,7 @@ class SentimentClassifier(L.LightningModule):
         loss, probs = self.loss_and_probs(batch, self.classify(pooled))
         acc.update(probs, batch["labels"])
         kw = dict(batch_size=len(batch["labels"]), add_dataloader_idx=False, logger=False)
-        if split in ("train", "val"):
+        if split == "val" or (split == "train" and self.step_is_written()):
             self.log_feature_scale(pooled.detach().float(), split, kw)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True, **kw)
         self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, **kw)
@@ -156,17 +156,20 @@ class SentimentClassifier(L.LightningModule):
         self.log(f"features/{split}_norm{end}", pooled.norm(dim=-1).mean(), **per_step, **kw)
         self.log(f"features/{split}_spread{end}", spread, **per_step, **kw)
 
+    def step_is_written(self) -> bool:
+        """Whether EpochLog writes this training step's `*_step` metrics (every
+        log_every_n_steps, counted after the step): diagnostics cost nothing on other steps."""
+        return (self.global_step + 1) % self.trainer.log_every_n_steps == 0
+
     def on_before_optimizer_step(self, optimizer):
-        """Each layer group's gradient norm (`grad_norm/<group>`), every log_every_n_steps."""
-        if self.global_step % self.trainer.log_every_n_steps:
+        """Each layer group's gradient norm (`grad_norm/<group>`), at the steps written."""
+        if not self.step_is_written():
             return
+        kw = dict(on_step=True, on_epoch=False, logger=False)
         for name, group in self.layer_groups().items():
             norms = grad_norm(group, norm_type=2)  # {} for a frozen group
             if norms:
-                total = norms["grad_2.0_norm_total"]
-                self.log(
-                    f"grad_norm/{name}_step", total, on_step=True, on_epoch=False, logger=False
-                )
+                self.log(f"grad_norm/{name}_step", norms["grad_2.0_norm_total"], **kw)
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Loader 0 is the validation split, loader 1 the test curve subset (curves only)."""
