@@ -8,8 +8,11 @@
 #   3. the benchmark (bench/bench.py --keras: lmft vs a plain loop vs the reference's Keras
 #      code, one device, one process);
 #   4. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
-#      epochs.
-# Steps 2-4 start only if they can end within BUDGET_S seconds (else they are skipped,
+#      epochs;
+#   5. with ABLATION=1, right after the protocol: when pretraining pays (sweep <EXP>_ablation,
+#      from the protocol's LM): the LM snapshots (SNAPSHOTS) x mean/concat pooling at 1,000
+#      labels, and mean/concat x both arms x 1,000/all labels from the last LM; 3 seeds each.
+# Steps 2-5 start only if they can end within BUDGET_S seconds (else they are skipped,
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a
 # machine with internet). The IMDB archive: data/aclImdb_v1.tar.gz or $LMFT_IMDB_ARCHIVE.
@@ -65,6 +68,22 @@ $PY -m lmft.report "${C[@]}" || stamp "report failed"
 t3=$SECONDS
 pack
 stamp "protocol $EXP: pretrain $((t1 - t0)) s, sweep $((t2 - t1)) s, report $((t3 - t2)) s; total $((t3 - t0)) s wall"
+
+if [ "${ABLATION:-0}" = 1 ] && ! late "ablation" "${ABLATION_S:-300}"; then
+  A=("${C[@]}" name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2 hydra/launcher=joblib
+     hydra.launcher.n_jobs="$JOBS" trainer.num_threads=1 data.num_workers=0)
+  epochs=${SNAPSHOTS:-[]}
+  stamp "ablation: LM budgets ${epochs} x pooling at 1,000 labels"
+  [ "$epochs" != "[]" ] && $PY -m lmft.finetune -m "${A[@]}" init=pretrained \
+    "init.lm_epoch=${epochs//[\[\]]/}" classifier.pooling=mean,concat data.train_size=1000 |
+    grep -E '^\[finetune|error'
+  stamp "ablation: pooling x arms x 1,000/all labels"
+  $PY -m lmft.finetune -m "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
+    data.train_size=1000,all | grep -E '^\[finetune|error' || stamp "ablation sweep failed"
+  $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
+  pack
+  stamp "ablation: $((SECONDS - t3)) s wall"
+fi
 
 late "GPU tests" 45 || { stamp "GPU tests"; $PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -15; }
 late "bench" 100 || { stamp "bench"; $PY bench/bench.py --exp "$EXP" --steps 10 --keras trainer="$TRAINER" "data.cache_dir=$WORK/cache" 2>&1 | grep -v Warning; }
