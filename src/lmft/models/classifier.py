@@ -158,8 +158,11 @@ class SentimentClassifier(L.LightningModule):
 
     def step_is_written(self) -> bool:
         """Whether EpochLog writes this training step's `*_step` metrics (every
-        log_every_n_steps, counted after the step): diagnostics cost nothing on other steps."""
-        return (self.global_step + 1) % self.trainer.log_every_n_steps == 0
+        log_every_n_steps, counted after the step; never without a logger): diagnostics cost
+        nothing on other steps."""
+        return (
+            self.logger is not None and (self.global_step + 1) % self.trainer.log_every_n_steps == 0
+        )
 
     def on_before_optimizer_step(self, optimizer):
         """Each layer group's gradient norm (`grad_norm/<group>`), at the steps written."""
