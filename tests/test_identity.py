@@ -88,3 +88,10 @@ def test_one_key_is_treated_alike_by_every_consumer(with_overrides, fake_archive
     lm_only = run_identity(cfg, "pretrain")
     assert "train_size" not in lm_only["data"] and "classifier" not in lm_only
     assert run_identity(cfg, "finetune")["data"]["train_size"] == cfg.data.train_size
+
+
+def test_the_printed_pretrain_command_replaces_what_it_adds(with_overrides):
+    cfg = with_overrides("lm.snapshots=[1]", "lm.lr=0.01")
+    cmd = pretrain_command(cfg, "NEW", ["lm.snapshots=[2]"])
+    assert cmd.count("lm.snapshots") == 1 and cmd.endswith("name=NEW lm.snapshots=[2]")
+    assert "lm.lr=0.01" in cmd

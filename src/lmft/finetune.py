@@ -30,21 +30,25 @@ from lmft.stage_args import data_kwargs, encoder_kwargs
 from lmft.trainer import make_trainer
 
 
-def pretrain_command(cfg: DictConfig, name: str | None = None) -> str:
+def pretrain_command(cfg: DictConfig, name: str | None = None, extra: tuple = ()) -> str:
     """The pretrain command for this run: its preset, where its LM goes, and its
-    data/model/lm/trainer overrides (under `name` instead of the run's own, if given)."""
+    data/model/lm/trainer overrides (under `name` instead of the run's own, if given; the
+    overrides in `extra` replace those of the same keys)."""
     from hydra.core.hydra_config import HydraConfig
 
-    rename = [f"name={name}"] if name else []
+    added = [*([f"name={name}"] if name else []), *extra]
     if not HydraConfig.initialized():  # called from Python, not the CLI
-        return " ".join([f"python -m lmft.pretrain experiment={cfg.name}", *rename])
+        return " ".join([f"python -m lmft.pretrain experiment={cfg.name}", *added])
     where = ("experiment", "paths.outputs", "paths.pretrain_dir")
+    replaced = {override_key(o) for o in extra}
 
     def needed(key: str) -> bool:  # the preset, where the LM goes, what it reads
+        if key in replaced:
+            return False
         return key in where or reads(key, "pretrain") or (key in ("name", "lm_name") and not name)
 
     task = [o for o in HydraConfig.get().overrides.task if needed(override_key(o))]
-    return " ".join(["python -m lmft.pretrain", *task, *rename])
+    return " ".join(["python -m lmft.pretrain", *task, *added])
 
 
 def pretrained_state(
@@ -69,11 +73,12 @@ def pretrained_state(
         epoch = None  # the last epoch's encoder is encoder.pt
     kept = done.get("snapshots", [])
     if epoch and epoch not in kept:
+        keep = pretrain_command(cfg, "NEW", [f"lm.snapshots=[{epoch}]"])
         raise LmftError(
             f"init.lm_epoch={epoch}: {pdir} kept the encoder after epochs {kept} and its last, "
             f"{done['epochs']}, only (lm.snapshots). Pretrain with lm.snapshots listing {epoch} "
-            f"under a new name (`{pretrain_command(cfg, 'NEW')} 'lm.snapshots=[{epoch}]'`) and "
-            "give this command lm_name=NEW, or pick one of those epochs."
+            f"under a new name (`{keep}`) and give this command lm_name=NEW, or pick one of "
+            "those epochs."
         )
     path = encoder_path(pdir, epoch)
     state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
