@@ -11,7 +11,8 @@
 #      epochs;
 #   5. with ABLATION=1, right after the protocol: when pretraining pays (sweep <EXP>_ablation,
 #      from the protocol's LM): the LM snapshots (SNAPSHOTS) x mean/concat pooling at 1,000
-#      labels, and mean/concat x both arms x 1,000/all labels from the last LM; 3 seeds each.
+#      labels (ABLATION_SIZE), and mean/concat x both arms x 1,000/all labels from the last LM;
+#      3 seeds each.
 # Steps 2-5 start only if they can end within BUDGET_S seconds (else they are skipped,
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a
@@ -72,14 +73,14 @@ stamp "protocol $EXP: pretrain $((t1 - t0)) s, sweep $((t2 - t1)) s, report $((t
 if [ "${ABLATION:-0}" = 1 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   A=("${C[@]}" name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2 hydra/launcher=joblib
      hydra.launcher.n_jobs="$JOBS" trainer.num_threads=1 data.num_workers=0)
-  epochs=${SNAPSHOTS:-[]}
-  stamp "ablation: LM budgets ${epochs} x pooling at 1,000 labels"
+  epochs=${SNAPSHOTS:-[]} SIZE=${ABLATION_SIZE:-1000}
+  stamp "ablation: LM budgets ${epochs} x pooling at $SIZE labels"
   [ "$epochs" != "[]" ] && $PY -m lmft.finetune -m "${A[@]}" init=pretrained \
-    "init.lm_epoch=${epochs//[\[\]]/}" classifier.pooling=mean,concat data.train_size=1000 |
+    "init.lm_epoch=${epochs//[\[\]]/}" classifier.pooling=mean,concat data.train_size="$SIZE" |
     grep -E '^\[finetune|error'
-  stamp "ablation: pooling x arms x 1,000/all labels"
+  stamp "ablation: pooling x arms x $SIZE/all labels"
   $PY -m lmft.finetune -m "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
-    data.train_size=1000,all | grep -E '^\[finetune|error' || stamp "ablation sweep failed"
+    data.train_size="$SIZE",all | grep -E '^\[finetune|error' || stamp "ablation sweep failed"
   $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
   pack
   stamp "ablation: $((SECONDS - t3)) s wall"
