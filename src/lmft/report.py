@@ -350,9 +350,8 @@ def _gap_cells(g: dict) -> str:
 def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
     """Published results beside this sweep's largest labeled size, per arm (the pretrained arm
     from its largest LM budget)."""
+    summary = at_largest_budget(summary)
     size = max(r["train_size"] for r in summary)
-    top = max((r["lm_epochs"] or 0 for r in summary), default=0)
-    summary = [r for r in summary if r["lm_epochs"] in (None, top)]
     lines = [
         "Published anchors (full 25k labels, full test set) beside this sweep's largest size:",
         "",
@@ -449,6 +448,12 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     fig.suptitle(f"{name}: {what} accuracy per epoch\n{note}")
     fig.tight_layout()
     save_fig(fig, dest)
+
+
+def at_largest_budget(rows: list[dict]) -> list[dict]:
+    """Summary rows of scratch and of the pretrained arm from its largest LM budget."""
+    top = max((r["lm_epochs"] or 0 for r in rows), default=0)
+    return [r for r in rows if r["lm_epochs"] in (None, top or None)]
 
 
 def lm_budget_figure(
