@@ -1,6 +1,7 @@
 """The two stages called through `run(cfg, out_dir)` on the synthetic archive."""
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -314,13 +315,21 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
         return tags
 
     ov = [*overrides, "lm.epochs=3", "classifier.epochs=3", "trainer.log_every_n_steps=2"]
+
+    def run_and_close(stage, cfg, out_dir: Path) -> None:
+        # every events file is closed (its writer thread joined) when the run returns, so what
+        # is read below is on disk, not in a buffer a background thread flushes minutes later
+        before = set(threading.enumerate())
+        stage.run(cfg, out_dir)
+        assert not [t for t in set(threading.enumerate()) - before if "Writer" in type(t).__name__]
+
     cfg = cfg_for("pretrain", ov)
-    pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    run_and_close(pretrain, cfg, Path(cfg.paths.pretrain_dir))
     lm = scalars(Path(cfg.paths.pretrain_dir))
     for tag in ("val/loss", "val/ppl", "train/loss"):
         assert len(lm[tag]) == 3, (tag, lm[tag])
     cfg = cfg_for("finetune", ov)
-    finetune.run(cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
+    run_and_close(finetune, cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
     clf = scalars(Path(cfg.paths.sweep_dir) / cfg.cell)
     for tag in ("val/acc", "val/loss", "test/acc", "test/loss", "train/loss"):
         assert len(clf[tag]) == 3 and len({e.step for e in clf[tag]}) == 3, (tag, clf[tag])
@@ -336,7 +345,7 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
     assert steps == {e.step for e in clf["grad_norm/embedding_step"]}
     # ... and each written value is that step's: equal to a run writing every step
     every = cfg_for("finetune", [*ov, "trainer.log_every_n_steps=1"])
-    finetune.run(every, Path(every.paths.sweep_dir) / "every_step")
+    run_and_close(finetune, every, Path(every.paths.sweep_dir) / "every_step")
     each = scalars(Path(every.paths.sweep_dir) / "every_step")
     for tag in ("grad_norm/head_step", "features/train_norm_step"):
         at = {e.step: e.value for e in each[tag]}

@@ -80,6 +80,9 @@ def save_results(
     """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
     metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
     log_hparams(trainer, identity, metrics)
+    # The trainer closes its writer after fit and test; what was written since opened a new
+    # events file. Close it, so all is on disk before metrics.json says the run finished.
+    trainer.logger.finalize("success")
     write_csv(out_dir / "history.csv", history.rows)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
