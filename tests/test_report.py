@@ -107,6 +107,11 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     assert "- model: hidden_size=512" in text and "pooling=mean" in text
     assert "settings that differ between cells: `classifier.dropout` (0.3, 0.5)" in text
     assert "`seed`" not in text  # seeds, sizes and arms are the sweep's own axes
+    # LM snapshots: listed by their epoch (a number, not text)
+    for c, epochs in zip(cells, (10, 1, 3), strict=True):
+        c["lm"] = {"dir": "x", "epochs": epochs, "val/ppl": 100.0}
+    lms = [line for line in settings_lines(cells) if line.startswith("- LM")]
+    assert [line.split(", ")[1] for line in lms] == ["1 epoch", "3 epochs", "10 epochs"]
 
 
 def test_figure_caption_states_the_lm_and_the_recipe():

@@ -229,11 +229,9 @@ def settings_lines(cells: list[dict]) -> list[str]:
     classifier settings all cells share, and the settings that differ between cells."""
     lines = ["## What was compared", ""]
     lms = {json.dumps(c["lm"], sort_keys=True) for c in cells if c.get("lm")}
-    for lm in sorted(lms):
-        lm = json.loads(lm)
-        lines.append(
-            f"- LM: `{lm['dir']}`, {lm['epochs']} epochs, validation perplexity {lm['val/ppl']:.1f}"
-        )
+    for lm in sorted(map(json.loads, lms), key=lambda lm: lm["epochs"]):
+        ppl = f"validation perplexity {lm['val/ppl']:.1f}"
+        lines.append(f"- LM: `{lm['dir']}`, {n_epochs(lm['epochs'])}, {ppl}")
     varying, flat = varying_keys(cells), _flat(cells[0].get("identity") or {})
     for section in ("model", "classifier"):
         shown = ", ".join(
@@ -249,10 +247,14 @@ def settings_lines(cells: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def n_epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def caption(cells: list[dict]) -> str:
     """One line for the figures: the LM(s) and the recipe settings the cells ran with."""
     lms = {(c["lm"]["epochs"], round(c["lm"]["val/ppl"], 1)) for c in cells if c.get("lm")}
-    lm = "; ".join(f"LM {e} epochs, val ppl {p}" for e, p in sorted(lms)) or "no LM"
+    lm = "; ".join(f"LM {n_epochs(e)}, val ppl {p}" for e, p in sorted(lms)) or "no LM"
     flat = [_flat(c.get("identity") or {}) for c in cells]
     keys = ("classifier.pooling", "classifier.lr", "classifier.batch_size", "classifier.epochs")
     recipe = ", ".join(
