@@ -25,6 +25,24 @@ def cell(init, size, seed, acc):
     }
 
 
+def snapshot_cells() -> list[dict]:
+    """Pretrained cells from LM epochs 1 and 3 (2 seeds each), then 2 scratch cells."""
+
+    def pre(seed, epochs, ppl, acc, val):
+        c = cell("pretrained", 100, seed, acc)
+        c["val/acc_best"] = val
+        c["lm"] = {"dir": "lm", "epochs": epochs, "val/ppl": ppl}
+        c["identity"] = {"init": {"name": "pretrained", "lm_epoch": epochs}}
+        return c
+
+    cells = [pre(s, 1, 400.0, 0.6 + s / 100, 0.6) for s in range(2)]
+    cells += [pre(s, 3, 200.0, 0.8 + s / 100, 0.7) for s in range(2)]
+    cells += [cell("scratch", 100, s, 0.7) for s in range(2)]
+    for c in cells[-2:]:
+        c["identity"] = {"init": {"name": "scratch"}}
+    return cells
+
+
 def test_mean_std_and_paired_ci():
     pre = [0.80, 0.82, 0.84]
     scr = [0.70, 0.75, 0.71]
@@ -160,18 +178,7 @@ def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(t
     the one set of scratch cells; the best pretrained budget is chosen on validation."""
     from lmft.report import best_against_best, lm_budget_figure, markdown
 
-    def pre(seed, epochs, ppl, acc, val):
-        c = cell("pretrained", 100, seed, acc)
-        c["val/acc_best"] = val
-        c["lm"] = {"dir": "lm", "epochs": epochs, "val/ppl": ppl}
-        c["identity"] = {"init": {"name": "pretrained", "lm_epoch": epochs}}
-        return c
-
-    cells = [pre(s, 1, 400.0, 0.6 + s / 100, 0.6) for s in range(2)]
-    cells += [pre(s, 3, 200.0, 0.8 + s / 100, 0.7) for s in range(2)]
-    cells += [cell("scratch", 100, s, 0.7) for s in range(2)]
-    for c in cells[-2:]:
-        c["identity"] = {"init": {"name": "scratch"}}
+    cells = snapshot_cells()
     summary, gaps = summarize(cells, "test/acc")
     assert [(g["lm_epochs"], g["lm_val_ppl"], g["n_pairs"]) for g in gaps] == [
         (1, 400.0, 2),
@@ -185,3 +192,28 @@ def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(t
     assert "| LM epochs | LM val ppl |" in md and "| pretrained | 3 | 100 |" in md
     lm_budget_figure("x", summary, gaps, tmp_path / "lm_budget.png", "note")
     assert (tmp_path / "lm_budget.png").stat().st_size > 0
+
+
+def test_a_rerun_names_what_it_wrote_and_removes_what_it_no_longer_writes(tmp_path, capsys):
+    """A report rewritten after the sweep changed must not leave an earlier state's figure or
+    table beside the new summary (here: one LM budget and no scratch arm left)."""
+    from omegaconf import OmegaConf
+
+    from lmft.report import run
+
+    sweep, out = tmp_path / "sweep", tmp_path / "report"
+    for i, c in enumerate(snapshot_cells()):
+        (sweep / f"c{i}").mkdir(parents=True)
+        (sweep / f"c{i}/metrics.json").write_text(json.dumps(c))
+    cfg = OmegaConf.create({"sweep_dir": str(sweep), "metric": "test/acc", "data": {}})
+    run(cfg, out)
+    assert {"gaps.csv", "best_recipes.csv", "lm_budget.png"} <= {p.name for p in out.iterdir()}
+    for i in (0, 1, 4, 5):  # LM epoch 1 and scratch gone: one budget, nothing to pair
+        (sweep / f"c{i}/metrics.json").unlink()
+    capsys.readouterr()
+    run(cfg, out)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted(
+        ["summary.md", "summary.csv", "cells.csv", "cells.json", "learning_curve.png", "epochs.png"]
+    )
+    assert f"({', '.join(files)})" in capsys.readouterr().err

@@ -528,6 +528,10 @@ def _half(ci: float) -> float:
     return 0.0 if ci != ci else 100 * ci
 
 
+# What a report writes only for some sweeps: a rerun removes those it no longer writes.
+OPTIONAL_FILES = frozenset({"gaps.csv", "best_recipes.csv", "lm_budget.png"})
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     sweep_dir, out_dir = Path(cfg.sweep_dir), Path(out_dir)
     cells, unfinished = load_cells(sweep_dir)
@@ -551,27 +555,33 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         for c in cells
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(out_dir / "summary.csv", summary)
-    write_csv(out_dir / "cells.csv", cell_rows)
+    written = []
+
+    def out(file: str) -> Path:
+        written.append(file)
+        return out_dir / file
+
+    write_csv(out("summary.csv"), summary)
+    write_csv(out("cells.csv"), cell_rows)
     # every cell's full settings and the code that made it (versions, git commit)
     write_json(
-        out_dir / "cells.json",
+        out("cells.json"),
         [{k: c.get(k) for k in ("cell", "identity", "provenance")} for c in cells],
     )
     if gaps:
-        write_csv(out_dir / "gaps.csv", gaps)
+        write_csv(out("gaps.csv"), gaps)
     if best:
-        write_csv(out_dir / "best_recipes.csv", best)
+        write_csv(out("best_recipes.csv"), best)
     # the curves per size and per epoch show the pretrained arm from its largest LM budget;
     # lm_budget.png shows every budget (LM snapshots)
     top = max(budgets(cells), default=None)
     final = [c for c in cells if lm_epochs(c) in (None, top)]
     note = caption(final)
     rows = [r for r in summary if r["lm_epochs"] in (None, top)]
-    learning_curve(name, cfg.metric, rows, out_dir / "learning_curve.png", note)
-    epochs_figure(name, final, out_dir / "epochs.png", note)
+    learning_curve(name, cfg.metric, rows, out("learning_curve.png"), note)
+    epochs_figure(name, final, out("epochs.png"), note)
     if len(budgets(cells)) > 1:
-        lm_budget_figure(name, summary, gaps, out_dir / "lm_budget.png", caption(cells))
+        lm_budget_figure(name, summary, gaps, out("lm_budget.png"), caption(cells))
     anchors = cfg.data.get("anchors")
     imdb = all((c.get("identity") or {}).get("data", {}).get("kind") == "imdb" for c in cells)
     anchors = OmegaConf.to_container(anchors) if anchors and imdb else {}  # IMDB's, for IMDB
@@ -586,13 +596,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         settings_lines(cells),
         best,
     )
-    write_text(out_dir / "summary.md", md)
+    write_text(out("summary.md"), md)
+    for stale in OPTIONAL_FILES - set(written):  # an earlier report's, of another sweep state
+        (out_dir / stale).unlink(missing_ok=True)
     print(md.split("![")[0].rstrip())
-    print(
-        f"\nReport written to {out_dir}/ (summary.md, summary.csv, gaps.csv, cells.csv, "
-        "cells.json, learning_curve.png, epochs.png; lm_budget.png with several LM budgets)",
-        file=sys.stderr,
-    )
+    print(f"\nReport written to {out_dir}/ ({', '.join(sorted(written))})", file=sys.stderr)
     return {"summary": summary, "gaps": gaps, "best": best}
 
 
