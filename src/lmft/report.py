@@ -452,10 +452,11 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     save_fig(fig, dest)
 
 
-def at_largest_budget(rows: list[dict]) -> list[dict]:
-    """Summary rows of scratch and of the pretrained arm from its largest LM budget."""
-    top = max((r["lm_epochs"] or 0 for r in rows), default=0)
-    return [r for r in rows if r["lm_epochs"] in (None, top or None)]
+def at_largest_budget(items: list[dict], epochs_of=lambda row: row["lm_epochs"]) -> list[dict]:
+    """Scratch and the pretrained arm from its largest LM budget: summary rows, or cells
+    (`epochs_of=lm_epochs`)."""
+    top = max((epochs_of(x) or 0 for x in items), default=0)
+    return [x for x in items if epochs_of(x) in (None, top or None)]
 
 
 def lm_budget_figure(
@@ -574,11 +575,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         write_csv(out("best_recipes.csv"), best)
     # the curves per size and per epoch show the pretrained arm from its largest LM budget;
     # lm_budget.png shows every budget (LM snapshots)
-    top = max(budgets(cells), default=None)
-    final = [c for c in cells if lm_epochs(c) in (None, top)]
+    final = at_largest_budget(cells, lm_epochs)
     note = caption(final)
-    rows = [r for r in summary if r["lm_epochs"] in (None, top)]
-    learning_curve(name, cfg.metric, rows, out("learning_curve.png"), note)
+    learning_curve(name, cfg.metric, at_largest_budget(summary), out("learning_curve.png"), note)
     epochs_figure(name, final, out("epochs.png"), note)
     if len(budgets(cells)) > 1:
         lm_budget_figure(name, summary, gaps, out("lm_budget.png"), caption(cells))
