@@ -143,6 +143,45 @@ def time_plain(kind: str, cfg, corpus, device, steps: int, warmup: int, max_len:
     return {"s": sum(times), "tokens": sum(tokens), "steps": len(times)}
 
 
+def time_eval(cfg, corpus, common: dict, eval_batch: int) -> dict:
+    """Wall time of the evaluation every fine-tuning epoch runs (validation + the test-curve
+    subset, `trainer.validate`) at `eval_batch` texts per batch, after one untimed pass."""
+    c = cfg.classifier
+    model = SentimentClassifier(
+        encoder=encoder_kwargs(cfg, corpus, "classifier"), pooling=c.pooling
+    )
+    dm = ClassificationDataModule(
+        corpus,
+        train_size="all",
+        test_size=cfg.data.test_size,
+        curve_test_size=cfg.data.curve_test_size,
+        batch_size=c.batch_size,
+        max_len=c.max_len,
+        eval_batch_size=eval_batch,
+        **common,
+    )
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        precision=cfg.trainer.precision,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.validate(model, dm, verbose=False)
+    cuda = trainer.strategy.root_device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    trainer.validate(model, dm, verbose=False)
+    if cuda:
+        torch.cuda.synchronize()
+    texts = [(dm.val_split, dm.val_idx), (corpus.splits["test"], dm.curve_idx)]
+    tokens = sum(int(enc.lengths[idx].clamp(max=c.max_len).sum()) for enc, idx in texts)
+    return {"s": time.perf_counter() - t0, "texts": len(dm.val_idx) + len(dm.curve_idx),
+            "tokens": tokens, "device": trainer.strategy.root_device}  # fmt: skip
+
+
 def epoch_tokens(corpus, max_len: int) -> int:
     return int(corpus.splits["train"].lengths.clamp(max=max_len).sum())
 
@@ -247,6 +286,14 @@ def main() -> None:
             f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<12} | {ml:>7} | "
             f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.1f} | {ratio:>8} |"
         )
+    # A cell evaluates validation + the test-curve subset every epoch: at 1,000 labels that is
+    # several times the texts it trains on, so the evaluation batch decides much of its time.
+    print("\n| evaluation batch | texts | s per epoch's evaluation | tokens/s |")
+    print("|---:|---:|---:|---:|")
+    for bs in sorted({2 * c.batch_size, c.eval_batch_size or 2 * c.batch_size}):
+        r = time_eval(cfg, corpus, common, bs)
+        assert r["device"].type == device, "every row on one device"
+        print(f"| {bs} | {r['texts']:,} | {r['s']:.2f} | {r['tokens'] / r['s']:.0f} |")
 
 
 if __name__ == "__main__":

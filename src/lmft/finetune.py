@@ -138,6 +138,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         curve_test_size=cfg.data.curve_test_size,
         batch_size=c.batch_size,
         max_len=c.max_len,
+        eval_batch_size=c.eval_batch_size,
         seed=cfg.seed,
         **data_kwargs(cfg),
     )

@@ -153,9 +153,11 @@ class _Base(L.LightningDataModule):
         seed: int,
         num_workers: int = 0,
         truncating: str = "post",
+        eval_batch_size: int | None = None,
     ):
         super().__init__()
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
+        self.eval_batch_size = eval_batch_size
         self.truncating = truncating
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
@@ -169,7 +171,9 @@ class _Base(L.LightningDataModule):
             self.pool_idx = outside(len(self.train_split), self.val_idx)  # labeled, outside val
 
     def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
-        bs = self.batch_size if train else 2 * self.batch_size  # no gradients: twice fits
+        # Evaluation keeps no activations for a backward pass: a larger batch fits, and on a GPU
+        # it runs the LSTM's time steps for many more texts at once.
+        bs = self.batch_size if train else self.eval_batch_size or 2 * self.batch_size
         sampler = BucketBatchSampler(ds.lengths, bs, shuffle=train, seed=self.seed)
         return DataLoader(
             ds,
