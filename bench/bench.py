@@ -261,6 +261,14 @@ def main() -> None:
             except ImportError as e:
                 print(f"Keras row skipped ({e}); pip install keras")
 
+    # A cell evaluates validation + the test-curve subset every epoch: at 1,000 labels that is
+    # several times the texts it trains on, so the evaluation batch decides much of its time.
+    evals = {
+        bs: time_eval(cfg, corpus, common, bs)
+        for bs in sorted({2 * c.batch_size, c.eval_batch_size or 2 * c.batch_size})
+    }
+    assert all(r["device"].type == device for r in evals.values()), "every row on one device"
+
     name = (
         torch.cuda.get_device_name()
         if device == "cuda"
@@ -272,7 +280,7 @@ def main() -> None:
         f"{cfg.model.embed_dim}, {args.steps} timed steps per row"
     )
     head = (
-        f"| {'stage':<10} | {'code':<10} | batch | {'dtype':<10} | {'head/pool':<12} | max_len"
+        f"| {'stage':<10} | {'code':<10} | batch | {'dtype':<10} | {'head/pool':<14} | max_len"
         " | ms/step | tokens/s | epoch (s) | vs plain |"
     )
     print(head)
@@ -283,16 +291,12 @@ def main() -> None:
         ratio = f"{tps / plain_tps[stage]:.2f}" if code != "plain loop" else ""
         epoch = epoch_tokens(corpus, ml) / tps
         print(
-            f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<12} | {ml:>7} | "
+            f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<14} | {ml:>7} | "
             f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.1f} | {ratio:>8} |"
         )
-    # A cell evaluates validation + the test-curve subset every epoch: at 1,000 labels that is
-    # several times the texts it trains on, so the evaluation batch decides much of its time.
     print("\n| evaluation batch | texts | s per epoch's evaluation | tokens/s |")
     print("|---:|---:|---:|---:|")
-    for bs in sorted({2 * c.batch_size, c.eval_batch_size or 2 * c.batch_size}):
-        r = time_eval(cfg, corpus, common, bs)
-        assert r["device"].type == device, "every row on one device"
+    for bs, r in evals.items():
         print(f"| {bs} | {r['texts']:,} | {r['s']:.2f} | {r['tokens'] / r['s']:.0f} |")
 
 
