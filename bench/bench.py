@@ -16,6 +16,7 @@ over the 25k training reviews (at the preset's max_len) / throughput.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,7 +57,19 @@ class StepTimer(L.Callback):
             self.tokens.append(int(batch["lengths"].sum()) - self.shifted * len(batch["lengths"]))
 
 
-def time_lightning(cfg, model, dm, steps: int, warmup: int) -> dict:
+class SaveTimer(L.Callback):
+    """Wall time and size of one resume checkpoint (weights + optimizer state, as pretraining's
+    `last.ckpt`), saved from the device after the timed steps, under outputs/."""
+
+    def on_train_end(self, trainer, module):
+        Path("outputs").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir="outputs") as d:
+            t0 = time.perf_counter()
+            trainer.save_checkpoint(Path(d) / "last.ckpt")
+            self.s, self.mb = time.perf_counter() - t0, (Path(d) / "last.ckpt").stat().st_size / 1e6
+
+
+def time_lightning(cfg, model, dm, steps: int, warmup: int, callbacks=()) -> dict:
     timer = StepTimer(warmup, shifted=isinstance(model, LanguageModel))
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
@@ -69,7 +82,7 @@ def time_lightning(cfg, model, dm, steps: int, warmup: int) -> dict:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=[timer, *callbacks],
     )
     trainer.fit(model, dm)
     return {
@@ -209,7 +222,7 @@ def main() -> None:
         truncating=cfg.data.truncating,
     )
     lm, c = cfg.lm, cfg.classifier
-    prec, rows, devices = cfg.trainer.precision, [], set()
+    prec, rows, devices, save = cfg.trainer.precision, [], set(), SaveTimer()
 
     def lmft_row(stage: str, batch_size: int) -> None:
         if stage == "LM":
@@ -233,7 +246,8 @@ def main() -> None:
                 corpus, train_size="all", batch_size=batch_size, max_len=c.max_len, **common
             )
             max_len = c.max_len
-        r = time_lightning(cfg, model, dm, args.steps, args.warmup)
+        timers = [save] if stage == "LM" and batch_size == lm.batch_size else []
+        r = time_lightning(cfg, model, dm, args.steps, args.warmup, timers)
         devices.add(r["device"].type)
         extra = f"{lm.head}/{'fused' if model.fused else 'torch'}" if stage == "LM" else c.pooling
         rows.append((stage, "lmft", batch_size, prec, extra, max_len, r))
@@ -294,6 +308,10 @@ def main() -> None:
             f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<14} | {ml:>7} | "
             f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.1f} | {ratio:>8} |"
         )
+    print(
+        f"\nLM resume checkpoint (weights + Adam state): {save.mb:.0f} MB, {save.s:.2f} s per save "
+        f"(not in 'epoch (s)'); the preset writes one every {lm.checkpoint_every} epoch(s)"
+    )
     print("\n| evaluation batch | texts | s per epoch's evaluation | tokens/s |")
     print("|---:|---:|---:|---:|")
     for bs, r in evals.items():

@@ -112,8 +112,11 @@ def test_pretrain_killed_after_its_last_checkpoint_finishes_on_rerun(overrides, 
     assert (pdir / "encoder.pt").exists() and (pdir / "tokenizer.json").exists()
 
 
-def test_a_damaged_encoder_is_rewritten_by_the_remedy_the_error_prints(overrides, tmp_path):
-    ov = [o for o in overrides if not o.startswith("experiment=")]
+@pytest.mark.parametrize("every", [[], ["lm.epochs=3", "lm.checkpoint_every=2"]])
+def test_a_damaged_encoder_is_rewritten_by_the_remedy_the_error_prints(overrides, tmp_path, every):
+    """With a checkpoint every 2 epochs of 3, last.ckpt is epoch 2's: the remedy trains epoch 3
+    again, exactly (with one every epoch it trains nothing)."""
+    ov = [o for o in overrides if not o.startswith("experiment=")] + every
     run = lambda *a: subprocess.run(  # noqa: E731
         [sys.executable, "-m", *a], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
@@ -128,6 +131,8 @@ def test_a_damaged_encoder_is_rewritten_by_the_remedy_the_error_prints(overrides
     assert remedy[:3] == ["python", "-m", "lmft.pretrain"]
     r = run(*remedy[2:])
     assert r.returncode == 0 and "writing them again" in r.stdout, r.stderr
+    retrained = [f"epoch {e}/" in r.stdout for e in (1, 2, 3)]
+    assert retrained == ([False, False, True] if every else [False, False, False]), r.stdout
     again = torch.load(enc, weights_only=True)["state_dict"]
     assert all(torch.equal(good[k], again[k]) for k in good)  # the same weights, from last.ckpt
     assert run(*cell).returncode == 0

@@ -408,3 +408,5 @@ def test_lm_snapshots_start_fine_tuning_from_an_earlier_epoch(
     assert last["lm"] == {**m["lm"], "epochs": 2, "val/ppl": lm["val/ppl"]}
     with pytest.raises(LmftError, match=r"lm.snapshots \[5\] are not among the epochs 1..2"):
         pretrain.run(cfg_for("pretrain", [*overrides, "lm.snapshots=[5]"]), tmp_path / "p2")
+    with pytest.raises(LmftError, match=r"lm.checkpoint_every=0: use a whole number of epochs"):
+        pretrain.run(cfg_for("pretrain", [*overrides, "lm.checkpoint_every=0"]), tmp_path / "p3")

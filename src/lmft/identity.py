@@ -37,6 +37,7 @@ NOT_RESULTS = frozenset(
         "classifier.eval_batch_size",  # a text's outputs never depend on its batch (float noise)
         "lm.loss_impl",  # one softmax computed two ways (equal up to float noise; tested)
         "lm.snapshots",  # which epochs' encoders are kept besides the last
+        "lm.checkpoint_every",  # how often resume state is written (resuming is exact)
         "trainer.progress_bar",
         "trainer.num_threads",
         "trainer.log_every_n_steps",

@@ -4,7 +4,8 @@
 
 Output (deterministic, from the config): outputs/pretrain/<name>/{encoder.pt, tokenizer.json,
 metrics.json, history.csv, tb/, checkpoints/last.ckpt}. Rerunning resumes from the last
-checkpoint, or does nothing if the run finished with the same settings.
+checkpoint (written every `lm.checkpoint_every` epochs), or does nothing if the run finished
+with the same settings.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     wrong = sorted(e for e in lm.snapshots if not 1 <= e <= lm.epochs)
     if wrong:
         raise LmftError(f"lm.snapshots {wrong} are not among the epochs 1..{lm.epochs}.")
+    if not (isinstance(lm.checkpoint_every, int) and lm.checkpoint_every >= 1):
+        raise LmftError(
+            f"lm.checkpoint_every={lm.checkpoint_every!r}: use a whole number of epochs, 1 or more."
+        )
     L.seed_everything(lm.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
     dm = LMDataModule(
@@ -100,7 +105,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     )
     if lm.init_from:  # domain LM fine-tuning: continue from another pretraining run
         model.encoder.load_state_dict(start_state(Path(lm.init_from), kwargs, corpus))
-    ckpt_dir = out_dir / "checkpoints"  # last.ckpt, rewritten (atomically) after every epoch
+    # last.ckpt, rewritten (atomically) every lm.checkpoint_every epochs: a rerun resumes there
+    ckpt_dir = out_dir / "checkpoints"
     history = EpochLog(f"pretrain {cfg.name}")
     trainer = make_trainer(
         cfg,
@@ -110,7 +116,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             history,
             RNGState(),
             Snapshots(list(lm.snapshots), out_dir, corpus.fingerprint),
-            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False),
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="last",
+                enable_version_counter=False,
+                every_n_epochs=lm.checkpoint_every,
+            ),
         ],
     )
     last = ckpt_dir / "last.ckpt"
