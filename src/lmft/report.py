@@ -39,6 +39,7 @@ from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 ARMS = ("pretrained", "scratch")
 COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
 LINESTYLES = ("-", "--", ":", "-.") * 4  # one per recipe (the sweep's other axes)
+MARKERS = ("o", "s", "^", "D") * 4  # the learning curve's too: a recipe at one size is a point
 REQUIRED = ("init", "train_size", "seed", "test/acc", "test/acc_at_best_val", "history")
 
 
@@ -379,7 +380,8 @@ def save_fig(fig, dest: Path) -> None:
 def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     recipes = sorted({r["recipe"] for r in summary})
-    for (rec, style), arm in product(zip(recipes, LINESTYLES, strict=False), ARMS):
+    styles = zip(recipes, LINESTYLES, MARKERS, strict=False)
+    for (rec, style, marker), arm in product(styles, ARMS):
         rows = [r for r in summary if r["init"] == arm and r["recipe"] == rec]
         if not rows:
             continue
@@ -391,7 +393,7 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
             [r["train_size"] for r in rows],
             [100 * r["test_acc_mean"] for r in rows],
             yerr=err,
-            marker="o",
+            marker=marker,
             capsize=4,
             color=COLORS[arm],
             linestyle=style,
