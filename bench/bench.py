@@ -64,9 +64,9 @@ class SaveTimer(L.Callback):
     def on_train_end(self, trainer, module):
         Path("outputs").mkdir(exist_ok=True)
         with tempfile.TemporaryDirectory(dir="outputs") as d:
-            t0 = time.perf_counter()
-            trainer.save_checkpoint(Path(d) / "last.ckpt")
-            self.s, self.mb = time.perf_counter() - t0, (Path(d) / "last.ckpt").stat().st_size / 1e6
+            path, t0 = Path(d) / "last.ckpt", time.perf_counter()
+            trainer.save_checkpoint(path)
+            self.s, self.mb = time.perf_counter() - t0, path.stat().st_size / 1e6
 
 
 def time_lightning(cfg, model, dm, steps: int, warmup: int, callbacks=()) -> dict:
