@@ -3,7 +3,12 @@
 #   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs), the 18
 #      cells (2 inits x 1,000/3,000/all labels x 3 seeds; JOBS at a time on the one GPU
 #      through Hydra's joblib launcher: it time-slices them, and a side benefit is that
-#      one cell's Python overhead hides behind another's kernels), the report;
+#      one cell's Python overhead hides behind another's kernels), the report. JOBS is 9,
+#      not all 18: the next cell starts as one ends, so a call cut at the device tool's
+#      10-minute limit keeps the cells that finished (a cell restarts from its first epoch)
+#      and the rerun has only the rest to do. Fewer at once should cost little, since
+#      processes share the GPU by turns (2026-11-28: nine cells run beside the LM saved
+#      no time); unmeasured;
 #   2. the GPU tests (pytest -m gpu);
 #   3. the benchmark (bench/bench.py --keras: lmft vs a plain loop vs the reference's Keras
 #      code, one device, one process);
@@ -23,7 +28,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu_check}
 EXP=${EXP:-seed}
-JOBS=${JOBS:-18}
+JOBS=${JOBS:-9}
 BUDGET_S=${BUDGET_S:-590}  # steps 2-4 start only if they can end within this many seconds
 PY=${PYTHON:-python3}
 TRAINER=${TRAINER:-gpu}  # cpu: a dry run of this script on a machine without a GPU
@@ -31,14 +36,18 @@ WORK=${WORK:-$OUT}
 RUNS=$WORK/runs
 mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/log.txt") 2>&1
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-if ! $PY -c "import hydra, omegaconf, hydra_plugins.hydra_joblib_launcher" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --target /tmp/lmft-site bench/wheels/*.whl || exit 1
-  export PYTHONPATH="$PYTHONPATH:/tmp/lmft-site"
+SITE=/tmp/lmft-site  # where bench/wheels goes; a rerun on the same machine finds it installed
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}:$SITE"
+if ! $PY -c "import hydra, hydra_plugins.hydra_joblib_launcher, liger_kernel, keras" 2>/dev/null &&
+  ls bench/wheels/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --target "$SITE" bench/wheels/*.whl || exit 1
 fi
+$PY -c "import hydra, omegaconf, hydra_plugins.hydra_joblib_launcher" 2>/dev/null ||
+  { echo "gpu-check: $PY lacks hydra-core or its joblib launcher: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 $PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, 'cuda', torch.cuda.is_available())"
 stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
+keep() { grep --line-buffered "$@"; }  # line by line: a call cut at its limit logs all before the cut
 pack() { tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.ckpt' -C "$WORK" runs; }
 late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s, BUDGET_S=$BUDGET_S"; }
 
@@ -59,11 +68,11 @@ print("fused softmax: ok")
 PY
 t0=$SECONDS
 stamp "protocol $EXP: pretrain"
-$PY -m lmft.pretrain "${C[@]}" | grep -v ': step ' || stamp "pretrain failed"
+$PY -m lmft.pretrain "${C[@]}" | keep -v ': step ' || stamp "pretrain failed"
 t1=$SECONDS
 stamp "protocol $EXP: sweep, $JOBS cells at a time"
 $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
-  trainer.num_threads=1 data.num_workers=0 | grep -E '^\[finetune|error' || stamp "sweep failed"
+  trainer.num_threads=1 data.num_workers=0 | keep -E '^\[finetune|error' || stamp "sweep failed"
 t2=$SECONDS
 $PY -m lmft.report "${C[@]}" || stamp "report failed"
 t3=$SECONDS
@@ -77,10 +86,10 @@ if [ "${ABLATION:-0}" = 1 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   stamp "ablation: LM budgets ${epochs} x pooling at $SIZE labels"
   [ "$epochs" != "[]" ] && $PY -m lmft.finetune -m "${A[@]}" init=pretrained \
     "init.lm_epoch=${epochs//[\[\]]/}" classifier.pooling=mean,concat data.train_size="$SIZE" |
-    grep -E '^\[finetune|error'
+    keep -E '^\[finetune|error'
   stamp "ablation: pooling x arms x $SIZE/all labels"
   $PY -m lmft.finetune -m "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
-    data.train_size="$SIZE",all | grep -E '^\[finetune|error' || stamp "ablation sweep failed"
+    data.train_size="$SIZE",all | keep -E '^\[finetune|error' || stamp "ablation sweep failed"
   $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
   pack
   stamp "ablation: $((SECONDS - t3)) s wall"
@@ -89,11 +98,11 @@ fi
 late "GPU tests" 45 || { stamp "GPU tests"; $PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -15; }
 # More warm-up and timed steps than bench's defaults: on 2026-11-28, 10 steps after 2 warm-up
 # ones extrapolated 9.6 s per LM epoch, while the real epochs took 6.9 s with validation.
-late "bench" 130 || { stamp "bench"; $PY bench/bench.py --exp "$EXP" --steps 20 --warmup 10 --keras trainer="$TRAINER" "data.cache_dir=$WORK/cache" 2>&1 | grep -v Warning; }
+late "bench" 130 || { stamp "bench"; $PY bench/bench.py --exp "$EXP" --steps 20 --warmup 10 --keras trainer="$TRAINER" "data.cache_dir=$WORK/cache" 2>&1 | keep -v Warning; }
 late "batch-32 LM" 60 || {
   stamp "LM at the reference's batch 32 (2 epochs)"
   $PY -m lmft.pretrain "${C[@]}" name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 lm.epochs=2 |
-    grep -E '^\[pretrain' || stamp "batch-32 LM failed"
+    keep -E '^\[pretrain' || stamp "batch-32 LM failed"
   pack
 }
 stamp "done"
