@@ -38,11 +38,13 @@ mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 SITE=/tmp/lmft-site  # where bench/wheels goes; a rerun on the same machine finds it installed
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}:$SITE"
-if ! $PY -c "import hydra, hydra_plugins.hydra_joblib_launcher, liger_kernel, keras" 2>/dev/null &&
+# finds the modules without importing them (liger-kernel would import torch and Triton)
+have() { $PY -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, sys.argv[1:])))" "$@" 2>/dev/null; }
+if ! have hydra hydra_plugins.hydra_joblib_launcher liger_kernel keras &&
   ls bench/wheels/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --target "$SITE" bench/wheels/*.whl || exit 1
 fi
-$PY -c "import hydra, omegaconf, hydra_plugins.hydra_joblib_launcher" 2>/dev/null ||
+have hydra omegaconf hydra_plugins.hydra_joblib_launcher ||
   { echo "gpu-check: $PY lacks hydra-core or its joblib launcher: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 $PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, 'cuda', torch.cuda.is_available())"
