@@ -47,7 +47,6 @@ fi
 have hydra omegaconf hydra_plugins.hydra_joblib_launcher ||
   { echo "gpu-check: $PY lacks hydra-core or its joblib launcher: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
-$PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, 'cuda', torch.cuda.is_available())"
 stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
 keep() { grep --line-buffered "$@"; }  # line by line: a call cut at its limit logs all before the cut
 pack() { tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.ckpt' -C "$WORK" runs; }
@@ -58,9 +57,11 @@ late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s
 [ "$EXP" = seed ] && SNAPSHOTS=${SNAPSHOTS:-[1,3,10,30]}
 C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.outputs=$RUNS"
    "data.cache_dir=$WORK/cache" "lm.snapshots=${SNAPSHOTS:-[]}")
-# The fused softmax is Triton code compiled here: if it cannot run, say so and use torch's.
+# The versions; then the fused softmax, Triton code compiled here: if it cannot run, say so
+# and use torch's. One Python start for both, as each loads torch.
 $PY - <<'PY' || { C+=(lm.loss_impl=chunked); stamp "fused softmax unusable: lm.loss_impl=chunked"; }
-import torch
+import lightning, torch
+print("torch", torch.__version__, "lightning", lightning.__version__, "cuda", torch.cuda.is_available())
 from lmft.models.language_model import fused_linear_ce, summed_fused_ce
 assert fused_linear_ce() is not None, "no CUDA or no liger-kernel"
 h = torch.randn(300, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
