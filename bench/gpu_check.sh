@@ -40,11 +40,11 @@ SITE=/tmp/lmft-site  # where bench/wheels goes; a rerun on the same machine find
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}:$SITE"
 # finds the modules without importing them (liger-kernel would import torch and Triton)
 have() { $PY -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, sys.argv[1:])))" "$@" 2>/dev/null; }
-if ! have hydra hydra_plugins.hydra_joblib_launcher liger_kernel keras &&
-  ls bench/wheels/*.whl >/dev/null 2>&1; then
+NEEDED=(hydra omegaconf hydra_plugins.hydra_joblib_launcher)  # without them nothing runs
+if ! have "${NEEDED[@]}" liger_kernel keras && ls bench/wheels/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --target "$SITE" bench/wheels/*.whl || exit 1
 fi
-have hydra omegaconf hydra_plugins.hydra_joblib_launcher ||
+have "${NEEDED[@]}" ||
   { echo "gpu-check: $PY lacks hydra-core or its joblib launcher: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
