@@ -173,6 +173,34 @@ def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validatio
     assert best_against_best(cells[:6], "test/acc") == []  # one arm only: nothing to pair
 
 
+def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
+    tmp_path, monkeypatch
+):
+    """A `null` axis reads `classifier.max_examples=null` (what Hydra takes; `None` would be a
+    string), and the per-epoch figure's one legend names a recipe that only one size has."""
+    import matplotlib.pyplot as plt
+
+    from lmft import report
+
+    cells = [cell(a, 100, 0, 0.6) for a in ARMS] + [cell(a, 1000, 0, 0.7) for a in ARMS]
+    for c, cap in zip(cells, [15000, 15000, None, None], strict=True):
+        c["identity"] = {"classifier": {"max_examples": cap}}
+    summary, _ = summarize(cells, "test/acc")
+    assert {r["recipe"] for r in summary} == {
+        "classifier.max_examples=15000",
+        "classifier.max_examples=null",
+    }
+    legends = []
+    monkeypatch.setattr(
+        report, "save_fig", lambda fig, _: (legends.extend(fig.legends), plt.close(fig))
+    )
+    report.epochs_figure("x", cells, tmp_path / "epochs.png", "note")
+    (legend,) = legends
+    assert {t.get_text() for t in legend.get_texts()} == {
+        f"{a} classifier.max_examples={v}" for a in ARMS for v in ("15000", "null")
+    }
+
+
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):
     """Pretrained cells from LM epochs 1 and 3 (init.lm_epoch): each budget is compared with
     the one set of scratch cells; the best pretrained budget is chosen on validation."""

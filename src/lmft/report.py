@@ -98,10 +98,16 @@ def varying_keys(cells: list[dict]) -> list[str]:
     return sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1)
 
 
+def spelt(value) -> str:
+    """A setting's value as a Hydra override spells it: `null`, not Python's `None` (which
+    Hydra would read as a string)."""
+    return "null" if value is None else str(value)
+
+
 def recipe(cell: dict, keys: list[str]) -> str:
     """The cell's values of `keys` ("" when the sweep has no other axis)."""
     flat = _flat(cell.get("identity") or {})
-    return ", ".join(f"{k}={flat.get(k)}" for k in keys)
+    return ", ".join(f"{k}={spelt(flat.get(k))}" for k in keys)
 
 
 def _groups(cells: list[dict]) -> dict[tuple, dict[int, dict]]:
@@ -236,13 +242,13 @@ def settings_lines(cells: list[dict]) -> list[str]:
     varying, flat = varying_keys(cells), _flat(cells[0].get("identity") or {})
     for section in ("model", "classifier"):
         shown = ", ".join(
-            f"{k.split('.', 1)[1]}={v}"
+            f"{k.split('.', 1)[1]}={spelt(v)}"
             for k, v in flat.items()
             if k.startswith(f"{section}.") and k not in varying
         )
         lines.append(f"- {section}: {shown}")
     if varying:
-        values = {k: sorted({str(_flat(c["identity"]).get(k)) for c in cells}) for k in varying}
+        values = {k: sorted({spelt(_flat(c["identity"]).get(k)) for c in cells}) for k in varying}
         shown = "; ".join(f"`{k}` ({', '.join(v)})" for k, v in values.items())
         lines.append(f"- settings that differ between cells: {shown}")
     return [*lines, ""]
@@ -413,7 +419,10 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best", fontsize=8 if len(recipes) > 1 else 10)
+    # below the axes, so a long legend (one entry per recipe and arm) never hides a point
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if len(recipes) > 1 else 10
+    )
     save_fig(fig, dest)
 
 
@@ -447,7 +456,18 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
         ax.set_xticks(range(1, n_max + 1, max(1, n_max // 10)))
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%), mean over seeds")
-    axes[0][-1].legend(loc="lower right", fontsize=8)
+    # one legend for all panels, below them: a panel may hold recipes the others lack
+    labelled = {
+        lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    fig.legend(
+        labelled.values(),
+        labelled.keys(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(2, len(labelled)),
+        fontsize=8,
+    )
     what = "validation (solid) and test (dashed)" if one else "validation (a style per recipe)"
     fig.suptitle(f"{name}: {what} accuracy per epoch\n{note}")
     fig.tight_layout()
