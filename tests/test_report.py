@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lmft.report import ARMS, load_cells, mean_ci, summarize
+from lmft.comparison import ARMS, load_cells, mean_ci, summarize
 
 
 def cell(init, size, seed, acc):
@@ -93,7 +93,7 @@ def test_half_written_cells_are_not_counted(tmp_path):
 
 
 def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
-    from lmft.report import markdown
+    from lmft.tables import markdown
 
     cells = [cell("pretrained", 100, s, a) for s, a in enumerate([0.80, 0.82, 0.84])]
     cells += [cell("scratch", 100, s, a) for s, a in enumerate([0.81, 0.80, 0.85])]
@@ -110,7 +110,7 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
 
 
 def test_report_names_the_lm_the_settings_and_what_differs():
-    from lmft.report import settings_lines
+    from lmft.tables import settings_lines
 
     ident = {"model": {"hidden_size": 512}, "classifier": {"pooling": "mean", "lr": 0.001}}
     cells = [cell("pretrained", 100, s, 0.8) for s in range(2)] + [cell("scratch", 100, 0, 0.7)]
@@ -133,7 +133,7 @@ def test_report_names_the_lm_the_settings_and_what_differs():
 
 
 def test_figure_caption_states_the_lm_and_the_recipe():
-    from lmft.report import caption
+    from lmft.tables import caption
 
     cells = [cell("pretrained", 100, 0, 0.8), cell("scratch", 100, 0, 0.7)]
     for c in cells:
@@ -144,7 +144,7 @@ def test_figure_caption_states_the_lm_and_the_recipe():
 
 
 def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validation():
-    from lmft.report import best_against_best
+    from lmft.comparison import best_against_best
 
     def make(init, pooling, seed, val, test, best_epoch=2):
         c = cell(init, 100, seed, test)
@@ -180,7 +180,7 @@ def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
     string), and the per-epoch figure's one legend names a recipe that only one size has."""
     import matplotlib.pyplot as plt
 
-    from lmft import report
+    from lmft import figures
 
     cells = [cell(a, 100, 0, 0.6) for a in ARMS] + [cell(a, 1000, 0, 0.7) for a in ARMS]
     for c, cap in zip(cells, [15000, 15000, None, None], strict=True):
@@ -192,9 +192,9 @@ def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
     }
     legends = []
     monkeypatch.setattr(
-        report, "save_fig", lambda fig, _: (legends.extend(fig.legends), plt.close(fig))
+        figures, "save_fig", lambda fig, _: (legends.extend(fig.legends), plt.close(fig))
     )
-    report.epochs_figure("x", cells, tmp_path / "epochs.png", "note")
+    figures.epochs_figure("x", cells, tmp_path / "epochs.png", "note")
     (legend,) = legends
     assert {t.get_text() for t in legend.get_texts()} == {
         f"{a} classifier.max_examples={v}" for a in ARMS for v in ("15000", "null")
@@ -204,7 +204,9 @@ def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):
     """Pretrained cells from LM epochs 1 and 3 (init.lm_epoch): each budget is compared with
     the one set of scratch cells; the best pretrained budget is chosen on validation."""
-    from lmft.report import best_against_best, lm_budget_figure, markdown
+    from lmft.comparison import best_against_best
+    from lmft.figures import lm_budget_figure
+    from lmft.tables import markdown
 
     cells = snapshot_cells()
     summary, gaps = summarize(cells, "test/acc")

@@ -1,0 +1,212 @@
+"""A sweep's cells, compared: loading, grouping by recipe, arm, size and LM budget, paired
+pretrained − scratch gaps with t-intervals, and best recipe against best recipe."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from scipy import stats
+
+from lmft.errors import LmftError
+
+ARMS = ("pretrained", "scratch")
+REQUIRED = ("init", "train_size", "seed", "test/acc", "test/acc_at_best_val", "history")
+
+
+def load_cells(sweep_dir: Path) -> tuple[list[dict], list[Path]]:
+    """Finished cells (complete metrics.json) and the folders of unfinished ones."""
+    if not sweep_dir.is_dir():
+        raise LmftError(
+            f"No sweep at {sweep_dir}. Run `python -m lmft.finetune -m experiment=...` "
+            "first (or `make sweep EXP=...`)."
+        )
+    cells, unfinished = [], []
+    # hidden folders are launchers' own (e.g. submitit's .submitit/), never cells
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            m = json.loads((d / "metrics.json").read_text())
+            if all(k in m for k in REQUIRED):
+                cells.append({**m, "cell": d.name})
+                continue
+        except (OSError, ValueError):
+            pass
+        unfinished.append(d)
+    if not cells:
+        raise LmftError(f"No finished cells in {sweep_dir}; run or resume the sweep first.")
+    return cells, unfinished
+
+
+def mean_ci(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean, sample std (ddof=1; nan for one value) and the t-interval half-width (nan if n<2)."""
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    return mean, std, stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+
+
+# a sweep's own axes: arm, LM budget (the pretrained arm's snapshot), seed, size
+AXES = ("init.name", "init.lm_epoch", "seed", "data.train_size")
+
+
+def lm_epochs(cell: dict) -> int | None:
+    """The LM epochs a pretrained cell started from (its budget); None for scratch."""
+    return cell["lm"]["epochs"] if cell.get("lm") else None
+
+
+def budgets(cells: list[dict]) -> list[int]:
+    """The LM budgets the sweep's pretrained cells started from (several: LM snapshots)."""
+    return sorted({lm_epochs(c) for c in cells if c.get("lm")})
+
+
+def varying_keys(cells: list[dict]) -> list[str]:
+    """Settings (dotted keys of the cells' identities) that differ between cells, beyond the
+    arm, seed and size: the sweep's other axes (e.g. classifier.pooling)."""
+    flat = [flatten(c.get("identity") or {}) for c in cells]
+    keys = set().union(*flat) - set(AXES)
+    return sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1)
+
+
+def spelt(value) -> str:
+    """A setting's value as a Hydra override spells it: `null`, not Python's `None` (which
+    Hydra would read as a string)."""
+    return "null" if value is None else str(value)
+
+
+def recipe(cell: dict, keys: list[str]) -> str:
+    """The cell's values of `keys` ("" when the sweep has no other axis)."""
+    flat = flatten(cell.get("identity") or {})
+    return ", ".join(f"{k}={spelt(flat.get(k))}" for k in keys)
+
+
+def _groups(cells: list[dict]) -> dict[tuple, dict[int, dict]]:
+    """(recipe, init, train_size, LM epochs or None) -> {seed: cell}."""
+    keys, by = varying_keys(cells), defaultdict(dict)
+    for c in cells:
+        by[(recipe(c, keys), c["init"], c["train_size"], lm_epochs(c))][c["seed"]] = c
+    return by
+
+
+def paired_gap(pre: dict[int, dict], scr: dict[int, dict], metric: str) -> dict | None:
+    """pretrained - scratch, paired by seed, with a 95% t-interval; None without a pair."""
+    seeds = sorted(set(pre) & set(scr))
+    if not seeds:
+        return None
+    mean, std, ci = mean_ci([pre[s][metric] - scr[s][metric] for s in seeds])
+    return {
+        "n_pairs": len(seeds),
+        "gap_mean": mean,
+        "gap_std": std,
+        "ci95_low": mean - ci,
+        "ci95_high": mean + ci,
+        "excludes_0": bool(ci == ci and abs(mean) > ci),
+    }
+
+
+def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
+    """One row per (recipe, init, train_size, LM budget); one gap row per (recipe, size, LM
+    budget): each pretrained group against the scratch cells of its recipe and size, paired
+    by seed.
+
+    `n_best_last`: cells whose best validation epoch was their last (still improving when
+    training stopped: judged before they were done)."""
+    by = _groups(cells)
+    summary = []
+    for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
+        vals = [r[metric] for r in runs.values()]
+        last = [r["test/acc"] for r in runs.values()]
+        mean, std, ci = mean_ci(vals)
+        summary.append(
+            {
+                "recipe": rec,
+                "init": init,
+                "train_size": size,
+                "lm_epochs": lm,
+                "lm_val_ppl": next(iter(runs.values()))["lm"]["val/ppl"] if lm else None,
+                "n_seeds": len(vals),
+                "test_acc_mean": mean,
+                "test_acc_std": std,
+                "test_acc_ci95": ci,
+                "test_acc_last_epoch_mean": sum(last) / len(last),
+                "val_acc_best_mean": sum(r["val/acc_best"] for r in runs.values()) / len(vals),
+                "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values()),
+            }
+        )
+    gaps = []
+    for row in summary:
+        if row["init"] != "pretrained":
+            continue
+        key = (row["recipe"], row["train_size"])
+        scratch = by.get((*key[:1], "scratch", key[1], None), {})
+        gap = paired_gap(by[(*key[:1], "pretrained", key[1], row["lm_epochs"])], scratch, metric)
+        if gap:
+            lm = {k: row[k] for k in ("lm_epochs", "lm_val_ppl")}
+            gaps.append({"recipe": row["recipe"], "train_size": row["train_size"], **lm, **gap})
+    return summary, gaps
+
+
+def _order(item) -> tuple:
+    """Summary rows by size, recipe, arm, then LM budget."""
+    rec, init, size, lm = item[0]
+    return size, rec, init, lm or 0
+
+
+def best_against_best(cells: list[dict], metric: str) -> list[dict]:
+    """Per size: each arm's best recipe (for the pretrained arm, with its LM budget), chosen on
+    mean validation accuracy (never on test), then the paired test gap between the two
+    choices. Empty when the sweep has one recipe and one LM budget."""
+    several = len(budgets(cells)) > 1
+    if not varying_keys(cells) and not several:
+        return []
+    by, out = _groups(cells), []
+
+    def label(option: tuple) -> str:
+        rec, lm = option
+        return ", ".join(x for x in (rec, f"LM epoch {lm}" if several and lm else "") if x) or "–"
+
+    for size in sorted({s for _, _, s, _ in by}):
+        chosen = {}
+        for arm in ARMS:
+            options = {(r, lm): runs for (r, a, s, lm), runs in by.items() if (a, s) == (arm, size)}
+            if options:
+                chosen[arm] = max(
+                    sorted(options, key=lambda o: (o[0], o[1] or 0)),
+                    key=lambda o: (
+                        sum(c["val/acc_best"] for c in options[o].values()) / len(options[o])
+                    ),
+                )
+        if len(chosen) < 2:
+            continue
+        pre, scr = chosen["pretrained"], chosen["scratch"]
+        gap = paired_gap(
+            by[(pre[0], "pretrained", size, pre[1])], by[(scr[0], "scratch", size, None)], metric
+        )
+        if gap:
+            out.append(
+                {
+                    "train_size": size,
+                    "pretrained_recipe": label(pre),
+                    "scratch_recipe": label(scr),
+                    **gap,
+                }
+            )
+    return out
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested identity as dotted keys: {"classifier": {"lr": 1e-3}} -> {"classifier.lr": 1e-3}."""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def at_largest_budget(items: list[dict], epochs_of=lambda row: row["lm_epochs"]) -> list[dict]:
+    """Scratch and the pretrained arm from its largest LM budget: summary rows, or cells
+    (`epochs_of=lm_epochs`)."""
+    top = max((epochs_of(x) or 0 for x in items), default=0)
+    return [x for x in items if epochs_of(x) in (None, top or None)]

@@ -1,0 +1,186 @@
+"""The report's figures: the learning curve, accuracy per epoch, and what the LM budget buys."""
+
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+
+import matplotlib
+
+from lmft.comparison import ARMS, recipe, varying_keys
+from lmft.io import atomic_path
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
+
+COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
+LINESTYLES = ("-", "--", ":", "-.") * 4  # one per recipe (the sweep's other axes)
+MARKERS = ("o", "s", "^", "D") * 4  # the learning curve's too: a recipe at one size is a point
+
+
+def save_fig(fig, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    recipes = sorted({r["recipe"] for r in summary})
+    styles = zip(recipes, LINESTYLES, MARKERS, strict=False)
+    for (rec, style, marker), arm in product(styles, ARMS):
+        rows = [r for r in summary if r["init"] == arm and r["recipe"] == rec]
+        if not rows:
+            continue
+        err = [
+            0 if r["test_acc_ci95"] != r["test_acc_ci95"] else 100 * r["test_acc_ci95"]
+            for r in rows
+        ]
+        ax.errorbar(
+            [r["train_size"] for r in rows],
+            [100 * r["test_acc_mean"] for r in rows],
+            yerr=err,
+            marker=marker,
+            capsize=4,
+            color=COLORS[arm],
+            linestyle=style,
+            label=f"{arm}{f' {rec}' if rec else ''} "
+            f"(seeds per size: {', '.join(str(r['n_seeds']) for r in rows)})",
+        )
+    ax.set_xscale("log")
+    sizes = sorted({r["train_size"] for r in summary})
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{n:,}" for n in sizes])
+    ax.set_xlabel("labeled training examples (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(
+        f"{name}: pretrained vs scratch\n(mean over seeds ± 95% CI; epoch chosen on validation)"
+        f"\n{note}",
+        fontsize=9,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    # below the axes, so a long legend (one entry per recipe and arm) never hides a point
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if len(recipes) > 1 else 10
+    )
+    save_fig(fig, dest)
+
+
+def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
+    sizes = sorted({c["train_size"] for c in cells})
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(4.2 * len(sizes), 4.0), squeeze=False, sharey=True
+    )
+    keys = varying_keys(cells)
+    recipes = sorted({recipe(c, keys) for c in cells})
+    one = len(recipes) == 1  # then validation and test; else validation, a style per recipe
+    for ax, size in zip(axes[0], sizes, strict=True):
+        for (rec, rec_style), arm in product(zip(recipes, LINESTYLES, strict=False), ARMS):
+            runs = [
+                c["history"]
+                for c in cells
+                if c["train_size"] == size and c["init"] == arm and recipe(c, keys) == rec
+            ]
+            if not runs:
+                continue
+            n_ep = min(len(h) for h in runs)
+            x = list(range(1, n_ep + 1))
+            for split, style in (("val", "-"), ("test", "--")) if one else (("val", rec_style),):
+                y = [100 * sum(h[e][f"{split}/acc"] for h in runs) / len(runs) for e in range(n_ep)]
+                label = f"{arm} {split}" if one else f"{arm} {rec}"
+                ax.plot(x, y, style, marker=".", color=COLORS[arm], label=label)
+        ax.set_title(f"{size:,} labeled examples")
+        ax.set_xlabel("epoch")
+        n_max = max(len(c["history"]) for c in cells if c["train_size"] == size)
+        ax.set_xlim(0.5, n_max + 0.5)
+        ax.set_xticks(range(1, n_max + 1, max(1, n_max // 10)))
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (%), mean over seeds")
+    # one legend for all panels, below them: a panel may hold recipes the others lack
+    labelled = {
+        lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    fig.legend(
+        labelled.values(),
+        labelled.keys(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(2, len(labelled)),
+        fontsize=8,
+    )
+    what = "validation (solid) and test (dashed)" if one else "validation (a style per recipe)"
+    fig.suptitle(f"{name}: {what} accuracy per epoch\n{note}")
+    fig.tight_layout()
+    save_fig(fig, dest)
+
+
+def lm_budget_figure(
+    name: str, summary: list[dict], gaps: list[dict], dest: Path, note: str
+) -> None:
+    """What pretraining compute buys: the pretrained arm per LM snapshot against scratch
+    (dashed), and the gap against the LM's epochs and its validation perplexity then; one
+    colour per labeled size."""
+    fig, axes = plt.subplots(1, 3, figsize=(14.5, 4.4))
+    lines = sorted({(g["train_size"], g["recipe"]) for g in gaps})
+    cmap = plt.get_cmap("viridis")
+    for i, (size, rec) in enumerate(lines):
+        color = cmap(0.85 * i / max(1, len(lines) - 1))
+        label = f"{size:,}{f' {rec}' if rec else ''}"
+        rows = sorted(
+            (g for g in gaps if (g["train_size"], g["recipe"]) == (size, rec)),
+            key=lambda g: g["lm_epochs"],
+        )
+        arm = {
+            (r["init"], r["lm_epochs"]): r
+            for r in summary
+            if (r["train_size"], r["recipe"]) == (size, rec)
+        }
+        x = [g["lm_epochs"] for g in rows]
+        pre = [arm[("pretrained", e)] for e in x]
+        kw = dict(marker="o", capsize=3, color=color)
+        axes[0].errorbar(
+            x,
+            [100 * r["test_acc_mean"] for r in pre],
+            yerr=[_half(r["test_acc_ci95"]) for r in pre],
+            label=f"pretrained, {label}",
+            **kw,
+        )
+        axes[0].axhline(100 * arm[("scratch", None)]["test_acc_mean"], color=color, ls="--")
+        gap, err = (
+            [100 * g["gap_mean"] for g in rows],
+            [_half(g["gap_mean"] - g["ci95_low"]) for g in rows],
+        )
+        axes[1].errorbar(x, gap, yerr=err, label=label, **kw)
+        axes[2].errorbar([g["lm_val_ppl"] for g in rows], gap, yerr=err, label=label, **kw)
+    epochs, ppls = sorted({g["lm_epochs"] for g in gaps}), sorted({g["lm_val_ppl"] for g in gaps})
+    for ax, xlabel, ticks in zip(
+        axes,
+        ("LM epochs (log scale)", "LM epochs (log scale)", "LM validation perplexity (log scale)"),
+        (epochs, epochs, ppls),
+        strict=True,
+    ):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{t:,.0f}" for t in ticks])
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[1:]:
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_ylabel("gap, pretrained − scratch (points)")
+    axes[0].set_ylabel("test accuracy (%); scratch dashed")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(title="labeled examples", fontsize=8)
+    fig.suptitle(
+        f"{name}: what the LM budget buys (mean over seeds ± 95% CI; epoch chosen on "
+        f"validation)\n{note}"
+    )
+    fig.tight_layout()
+    save_fig(fig, dest)
+
+
+def _half(ci: float) -> float:
+    """An error bar's half-width in points (0 where one seed gives no interval)."""
+    return 0.0 if ci != ci else 100 * ci
