@@ -6,6 +6,7 @@ import math
 import pytest
 
 from lmft.comparison import ARMS, load_cells, mean_ci, summarize
+from lmft.tables import markdown
 
 
 def cell(init, size, seed, acc):
@@ -82,31 +83,50 @@ def test_mean_ci_single_value():
     assert m == 0.5 and math.isnan(s) and math.isnan(h)
 
 
-def test_half_written_cells_are_not_counted(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a/metrics.json").write_text(json.dumps(cell("scratch", 10, 0, 0.5)))
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b/metrics.json").write_text('{"init": "scr')  # truncated
-    (tmp_path / "c").mkdir()  # started, nothing written
-    cells, unfinished = load_cells(tmp_path)
-    assert [c["cell"] for c in cells] == ["a"] and [p.name for p in unfinished] == ["b", "c"]
+def test_half_written_and_repeated_cells_are_not_counted_and_say_why(tmp_path):
+    """A truncated or missing metrics.json is unfinished; a second folder with the same
+    settings and seed (a default spelt on the command line) is counted once, not twice."""
+    same = {"init": {"name": "scratch"}, "seed": 0, "classifier": {"pooling": "mean"}}
+    other = {**same, "seed": 1}
+    folders = {
+        "a": {**cell("scratch", 10, 0, 0.5), "identity": same},
+        "a,classifier.pooling=mean": {**cell("scratch", 10, 0, 0.5), "identity": same},
+        "b": '{"init": "scr',  # truncated
+        "c": None,  # started, nothing written
+        "d": {**cell("scratch", 10, 1, 0.7), "identity": other},
+    }
+    for name, m in folders.items():
+        (tmp_path / name).mkdir()
+        if m is not None:
+            text = m if isinstance(m, str) else json.dumps(m)
+            (tmp_path / name / "metrics.json").write_text(text)
+    cells, not_counted = load_cells(tmp_path)
+    assert [c["cell"] for c in cells] == ["a", "d"]
+    assert not_counted == {
+        "a,classifier.pooling=mean": "the settings and seed of a",
+        "b": "unfinished",
+        "c": "unfinished",
+    }
+    summary, gaps = summarize(cells, "test/acc")
+    assert [r["n_seeds"] for r in summary] == [2]
+    md = markdown("x", "test/acc", summary, gaps, len(cells), not_counted)
+    assert "Not counted: `a,classifier.pooling=mean` (the settings and seed of a), `b` " in md
 
 
 def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
-    from lmft.tables import markdown
 
     cells = [cell("pretrained", 100, s, a) for s, a in enumerate([0.80, 0.82, 0.84])]
     cells += [cell("scratch", 100, s, a) for s, a in enumerate([0.81, 0.80, 0.85])]
     cells += [cell("pretrained", 300, s, 0.9 + s / 100) for s in range(3)]
     cells += [cell("scratch", 300, s, 0.7 + s / 100) for s in range(3)]
     summary, gaps = summarize(cells, "test/acc")
-    md = markdown("x", "test/acc", summary, gaps, len(cells), [], {"Some paper": 91.2})
+    md = markdown("x", "test/acc", summary, gaps, len(cells), {}, {"Some paper": 91.2})
     assert "| 100 | 3 | 0.00 | [-4.30, 4.30] | **no** |" in md  # the CI covers 0
     assert "| 300 | 3 | 20.00 | [20.00, 20.00] | yes |" in md
     assert "| Some paper | 91.2 |" in md
     assert "| **this sweep: pretrained, 300 labels, 3 seed(s)** | **91.00** |" in md
     assert "this sweep: scratch, 100" not in md  # anchors sit beside the largest size only
-    assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, [])
+    assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, {})
 
 
 def test_report_names_the_lm_the_settings_and_what_differs():
@@ -206,7 +226,6 @@ def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(t
     the one set of scratch cells; the best pretrained budget is chosen on validation."""
     from lmft.comparison import best_against_best
     from lmft.figures import lm_budget_figure
-    from lmft.tables import markdown
 
     cells = snapshot_cells()
     summary, gaps = summarize(cells, "test/acc")
@@ -218,7 +237,7 @@ def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(t
     assert all(r["recipe"] == "" for r in summary)  # the LM budget is no recipe
     (best,) = best_against_best(cells, "test/acc")
     assert best["pretrained_recipe"] == "LM epoch 3" and best["gap_mean"] == pytest.approx(0.105)
-    md = markdown("x", "test/acc", summary, gaps, len(cells), [], best=[best])
+    md = markdown("x", "test/acc", summary, gaps, len(cells), {}, best=[best])
     assert "| LM epochs | LM val ppl |" in md and "| pretrained | 3 | 100 |" in md
     lm_budget_figure("x", summary, gaps, tmp_path / "lm_budget.png", "note")
     assert (tmp_path / "lm_budget.png").stat().st_size > 0

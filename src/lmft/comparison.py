@@ -16,27 +16,34 @@ ARMS = ("pretrained", "scratch")
 REQUIRED = ("init", "train_size", "seed", "test/acc", "test/acc_at_best_val", "history")
 
 
-def load_cells(sweep_dir: Path) -> tuple[list[dict], list[Path]]:
-    """Finished cells (complete metrics.json) and the folders of unfinished ones."""
+def load_cells(sweep_dir: Path) -> tuple[list[dict], dict[str, str]]:
+    """Finished cells (complete metrics.json), and the folders not counted, each with why:
+    unfinished, or the same settings and seed as a cell already counted (a default spelt on
+    the command line, `classifier.pooling=mean`, names a folder of its own)."""
     if not sweep_dir.is_dir():
         raise LmftError(
             f"No sweep at {sweep_dir}. Run `python -m lmft.finetune -m experiment=...` "
             "first (or `make sweep EXP=...`)."
         )
-    cells, unfinished = [], []
+    cells, not_counted, seen = [], {}, {}
     # hidden folders are launchers' own (e.g. submitit's .submitit/), never cells
     for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             m = json.loads((d / "metrics.json").read_text())
-            if all(k in m for k in REQUIRED):
-                cells.append({**m, "cell": d.name})
-                continue
         except (OSError, ValueError):
-            pass
-        unfinished.append(d)
+            m = {}
+        if not all(k in m for k in REQUIRED):
+            not_counted[d.name] = "unfinished"
+            continue
+        same = json.dumps(m.get("identity"), sort_keys=True)
+        if m.get("identity") and same in seen:
+            not_counted[d.name] = f"the settings and seed of {seen[same]}"
+            continue
+        seen[same] = d.name
+        cells.append({**m, "cell": d.name})
     if not cells:
         raise LmftError(f"No finished cells in {sweep_dir}; run or resume the sweep first.")
-    return cells, unfinished
+    return cells, not_counted
 
 
 def mean_ci(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:

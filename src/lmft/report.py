@@ -3,14 +3,15 @@
     python -m lmft.report experiment=quick
     python -m lmft.report sweep_dir=outputs/sweeps/quick report_dir=outputs/reports/quick
 
-Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells are listed, never
-counted) and writes summary.csv, gaps.csv, cells.csv, cells.json (each cell's full settings,
-versions and git commit), summary.md, learning_curve.png and epochs.png to the report dir, and
-prints the tables. Settings that differ between cells besides arm, size and seed (a swept
-classifier.pooling, say) make recipes: rows and gaps per recipe, and best_recipes.csv, each
-arm's best recipe per size (chosen on validation) against the other's. Pretrained cells that
-started from several LM snapshots (init.lm_epoch) give rows and gaps per LM budget, against
-the same scratch cells, and lm_budget.png.
+Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells, and any with the
+settings and seed of a cell already read, are listed, never counted) and writes summary.csv,
+gaps.csv, cells.csv, cells.json (each cell's full settings, versions and git commit),
+summary.md, learning_curve.png and epochs.png to the report dir, and prints the tables.
+Settings that differ between cells besides arm, size and seed (a swept classifier.pooling,
+say) make recipes: rows and gaps per recipe, and best_recipes.csv, each arm's best recipe per
+size (chosen on validation) against the other's. Pretrained cells that started from several
+LM snapshots (init.lm_epoch) give rows and gaps per LM budget, against the same scratch
+cells, and lm_budget.png.
 
 The parts: comparison.py (cells to rows and gaps), tables.py (summary.md), figures.py (PNGs).
 """
@@ -43,7 +44,7 @@ OPTIONAL_FILES = frozenset({"gaps.csv", "best_recipes.csv", "lm_budget.png"})
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     sweep_dir, out_dir = Path(cfg.sweep_dir), Path(out_dir)
-    cells, unfinished = load_cells(sweep_dir)
+    cells, not_counted = load_cells(sweep_dir)
     name = sweep_dir.name  # the folder read (= the preset's name unless another was given)
     summary, gaps = summarize(cells, cfg.metric)
     best = best_against_best(cells, cfg.metric)
@@ -98,7 +99,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         summary,
         gaps,
         len(cells),
-        unfinished,
+        not_counted,
         anchors,
         settings_lines(cells),
         best,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from lmft.comparison import at_largest_budget, flatten, spelt, varying_keys
 
@@ -57,7 +56,7 @@ def markdown(
     summary: list[dict],
     gaps: list[dict],
     n_cells: int,
-    unfinished: list[Path],
+    not_counted: dict[str, str],
     anchors: dict[str, float] | None = None,
     settings: list[str] = (),
     best: list[dict] = (),
@@ -117,8 +116,9 @@ def markdown(
         ]
     if anchors:
         lines += ["", *anchor_table(summary, anchors)]
-    if unfinished:
-        lines += ["", f"Not counted (unfinished): {', '.join(p.name for p in unfinished)}"]
+    if not_counted:
+        why = ", ".join(f"`{cell}` ({reason})" for cell, reason in not_counted.items())
+        lines += ["", f"Not counted: {why}"]
     lines += ["", "![learning curve](learning_curve.png)", "", "![epochs](epochs.png)", ""]
     if lms:
         lines += ["![LM budget](lm_budget.png)", ""]
