@@ -17,7 +17,7 @@
 #   5. with ABLATION=1, right after the protocol: when pretraining pays (sweep <EXP>_ablation,
 #      from the protocol's LM): the LM snapshots (SNAPSHOTS) x mean/concat pooling at 1,000
 #      labels (ABLATION_SIZE), and mean/concat x both arms x 1,000/all labels from the last LM;
-#      3 seeds each.
+#      3 seeds each. Its mean-pooling cells from the last LM are the protocol's own, copied.
 # Steps 2-5 start only if they can end within BUDGET_S seconds (else they are skipped,
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a
@@ -91,6 +91,12 @@ if [ "${ABLATION:-0}" = 1 ] && ! late "ablation" "${ABLATION_S:-300}"; then
     "init.lm_epoch=${epochs//[\[\]]/}" classifier.pooling=mean,concat data.train_size="$SIZE" |
     keep -E '^\[finetune|error'
   stamp "ablation: pooling x arms x $SIZE/all labels"
+  # the protocol's cells at these sizes are this sweep's mean-pooling ones (same settings, seed
+  # and LM; the finish check compares them): copied, not trained again
+  for d in "$RUNS/sweeps/$EXP"/init=*,n={"$SIZE",all},seed=[0-2]; do
+    to="$RUNS/sweeps/${EXP}_ablation/${d##*/},classifier.pooling=mean"
+    [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -r "$d" "$to"
+  done
   $PY -m lmft.finetune -m "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
     data.train_size="$SIZE",all | keep -E '^\[finetune|error' || stamp "ablation sweep failed"
   $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
