@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from lmft.comparison import ARMS, load_cells, mean_ci, summarize
-from lmft.tables import markdown
+from lmft.comparison import ARMS, best_against_best, load_cells, mean_ci, summarize
+from lmft.tables import caption, markdown, settings_lines
 
 
 def cell(init, size, seed, acc):
@@ -114,7 +114,6 @@ def test_half_written_and_repeated_cells_are_not_counted_and_say_why(tmp_path):
 
 
 def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
-
     cells = [cell("pretrained", 100, s, a) for s, a in enumerate([0.80, 0.82, 0.84])]
     cells += [cell("scratch", 100, s, a) for s, a in enumerate([0.81, 0.80, 0.85])]
     cells += [cell("pretrained", 300, s, 0.9 + s / 100) for s in range(3)]
@@ -130,8 +129,6 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
 
 
 def test_report_names_the_lm_the_settings_and_what_differs():
-    from lmft.tables import settings_lines
-
     ident = {"model": {"hidden_size": 512}, "classifier": {"pooling": "mean", "lr": 0.001}}
     cells = [cell("pretrained", 100, s, 0.8) for s in range(2)] + [cell("scratch", 100, 0, 0.7)]
     for i, c in enumerate(cells):
@@ -153,8 +150,6 @@ def test_report_names_the_lm_the_settings_and_what_differs():
 
 
 def test_figure_caption_states_the_lm_and_the_recipe():
-    from lmft.tables import caption
-
     cells = [cell("pretrained", 100, 0, 0.8), cell("scratch", 100, 0, 0.7)]
     for c in cells:
         c["identity"] = {"classifier": {"pooling": "mean", "lr": 0.001, "batch_size": 32}}
@@ -164,8 +159,6 @@ def test_figure_caption_states_the_lm_and_the_recipe():
 
 
 def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validation():
-    from lmft.comparison import best_against_best
-
     def make(init, pooling, seed, val, test, best_epoch=2):
         c = cell(init, 100, seed, test)
         c.update({"val/acc_best": val, "best_epoch": best_epoch})
@@ -224,7 +217,6 @@ def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):
     """Pretrained cells from LM epochs 1 and 3 (init.lm_epoch): each budget is compared with
     the one set of scratch cells; the best pretrained budget is chosen on validation."""
-    from lmft.comparison import best_against_best
     from lmft.figures import lm_budget_figure
 
     cells = snapshot_cells()
