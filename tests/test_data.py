@@ -160,6 +160,28 @@ def test_bucket_sampler_covers_all_and_groups_lengths():
     assert list(s) != batches and list(BucketBatchSampler(lengths, 10, True, 0, 10)) == batches
 
 
+def test_bucket_pool_one_gives_random_batches(tmp_path, fake_archive):
+    """`bucket_pool=1` (the reference's Keras batches) mixes lengths in a batch; the default groups
+    them; both cover the labeled set once per epoch. A bad value is an error naming the keys."""
+    corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
+    kw = dict(train_size=160, batch_size=8, max_len=400, val_size=40, split_seed=0, seed=0)
+
+    def spread_and_items(pool):
+        dm = ClassificationDataModule(corpus, bucket_pool=pool, **kw)
+        dm.setup()
+        idx = list(dm.train_dataloader().batch_sampler)
+        lengths = dm.train_set.lengths
+        spread = sum(int(lengths[b].max() - lengths[b].min()) for b in idx) / len(idx)
+        return spread, sorted(i for b in idx for i in b)
+
+    (bucketed, a), (random, b) = spread_and_items(50), spread_and_items(1)
+    assert a == b == list(range(160))
+    assert random > 3 * bucketed
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(LmftError, match="classifier.bucket_pool"):
+            ClassificationDataModule(corpus, bucket_pool=bad, **kw)
+
+
 def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):
     corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
     kw = dict(batch_size=8, max_len=32, val_size=40, split_seed=0)

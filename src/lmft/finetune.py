@@ -137,6 +137,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         test_size=cfg.data.test_size,
         curve_test_size=cfg.data.curve_test_size,
         batch_size=c.batch_size,
+        bucket_pool=c.bucket_pool,
         max_len=c.max_len,
         eval_batch_size=c.eval_batch_size,
         seed=cfg.seed,

@@ -86,6 +86,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         corpus,
         include_task=cfg.pretrain_data.include_task,
         batch_size=lm.batch_size,
+        bucket_pool=lm.bucket_pool,
         max_len=lm.max_len,
         seed=lm.seed,
         **data_kwargs(cfg),

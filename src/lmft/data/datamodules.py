@@ -72,7 +72,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     `batch_size` is the global batch: under DDP each rank takes its share of every batch.
 
     Shuffle, cut into pools of `pool_batches` batches, sort each pool by length, batch,
-    then shuffle the batches. With shuffle=False: batches in length order (for evaluation).
+    then shuffle the batches; `pool_batches=1` gives plain random batches (Keras' `fit` with
+    `shuffle=True`). With shuffle=False: batches in length order (for evaluation).
     """
 
     def __init__(
@@ -154,10 +155,16 @@ class _Base(L.LightningDataModule):
         num_workers: int = 0,
         truncating: str = "post",
         eval_batch_size: int | None = None,
+        bucket_pool: int = 50,
     ):
         super().__init__()
+        if isinstance(bucket_pool, bool) or not (isinstance(bucket_pool, int) and bucket_pool >= 1):
+            raise LmftError(
+                f"lm.bucket_pool / classifier.bucket_pool={bucket_pool!r}: use a whole number of "
+                "batches, 1 (random batches, as Keras) or more (length bucketing)."
+            )
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size, self.bucket_pool = eval_batch_size, bucket_pool
         self.truncating = truncating
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
@@ -174,7 +181,7 @@ class _Base(L.LightningDataModule):
         # Evaluation keeps no activations for a backward pass: a larger batch fits, and on a GPU
         # it runs the LSTM's time steps for many more texts at once.
         bs = self.batch_size if train else self.eval_batch_size or 2 * self.batch_size
-        sampler = BucketBatchSampler(ds.lengths, bs, shuffle=train, seed=self.seed)
+        sampler = BucketBatchSampler(ds.lengths, bs, train, self.seed, self.bucket_pool)
         return DataLoader(
             ds,
             batch_sampler=sampler,
