@@ -162,7 +162,8 @@ def test_bucket_sampler_covers_all_and_groups_lengths():
 
 def test_bucket_pool_one_gives_random_batches(tmp_path, fake_archive):
     """`bucket_pool=1` (the reference's Keras batches) mixes lengths in a batch; the default groups
-    them; both cover the labeled set once per epoch. A bad value is an error naming the keys."""
+    them; both cover the labeled set once per epoch (bad values: test_stages, where they are read).
+    """
     corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
     kw = dict(train_size=160, batch_size=8, max_len=400, val_size=40, split_seed=0, seed=0)
 
@@ -177,9 +178,6 @@ def test_bucket_pool_one_gives_random_batches(tmp_path, fake_archive):
     (bucketed, a), (random, b) = spread_and_items(50), spread_and_items(1)
     assert a == b == list(range(160))
     assert random > 3 * bucketed
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(LmftError, match="classifier.bucket_pool"):
-            ClassificationDataModule(corpus, bucket_pool=bad, **kw)
 
 
 def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):

@@ -410,3 +410,11 @@ def test_lm_snapshots_start_fine_tuning_from_an_earlier_epoch(
         pretrain.run(cfg_for("pretrain", [*overrides, "lm.snapshots=[5]"]), tmp_path / "p2")
     with pytest.raises(LmftError, match=r"lm.checkpoint_every=0: use a whole number of epochs"):
         pretrain.run(cfg_for("pretrain", [*overrides, "lm.checkpoint_every=0"]), tmp_path / "p3")
+    for bad in ("0", "-1", "2.5", "true"):  # before any data is read, naming the stage's key
+        with pytest.raises(LmftError, match=r"lm.bucket_pool=.*: use a whole number of batches"):
+            pretrain.run(
+                cfg_for("pretrain", [*overrides, f"lm.bucket_pool={bad}"]), tmp_path / "p4"
+            )
+        bad_cell = cfg_for("finetune", [*ov, *small, f"classifier.bucket_pool={bad}"])
+        with pytest.raises(LmftError, match=r"classifier.bucket_pool=.*: use a whole number"):
+            finetune.run(bad_cell, tmp_path / "c4")

@@ -26,7 +26,7 @@ from lmft.models import SentimentClassifier
 from lmft.models.handoff import encoder_path, load_encoder_state, save_model
 from lmft.resolvers import register
 from lmft.results import save_results
-from lmft.stage_args import data_kwargs, encoder_kwargs
+from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
 from lmft.trainer import make_trainer
 
 
@@ -128,6 +128,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if done:
         print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
         return done
+    check_whole_number(cfg, "classifier.bucket_pool", "batches")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
     c = cfg.classifier

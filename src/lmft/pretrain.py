@@ -34,7 +34,7 @@ from lmft.models.handoff import (
 )
 from lmft.resolvers import register
 from lmft.results import save_results
-from lmft.stage_args import data_kwargs, encoder_kwargs
+from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
 from lmft.trainer import make_trainer
 
 
@@ -76,10 +76,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     wrong = sorted(e for e in lm.snapshots if not 1 <= e <= lm.epochs)
     if wrong:
         raise LmftError(f"lm.snapshots {wrong} are not among the epochs 1..{lm.epochs}.")
-    if not (isinstance(lm.checkpoint_every, int) and lm.checkpoint_every >= 1):
-        raise LmftError(
-            f"lm.checkpoint_every={lm.checkpoint_every!r}: use a whole number of epochs, 1 or more."
-        )
+    check_whole_number(cfg, "lm.checkpoint_every", "epochs")
+    check_whole_number(cfg, "lm.bucket_pool", "batches")
     L.seed_everything(lm.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
     dm = LMDataModule(

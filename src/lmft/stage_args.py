@@ -5,6 +5,15 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from lmft.data.corpus import Corpus
+from lmft.errors import LmftError
+
+
+def check_whole_number(cfg: DictConfig, key: str, unit: str) -> None:
+    """That the config value at the dotted `key` is a whole number of `unit`, 1 or more: checked
+    before a stage reads any data, with an error that names the key."""
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
+        raise LmftError(f"{key}={value!r}: use a whole number of {unit}, 1 or more.")
 
 
 def data_kwargs(cfg: DictConfig) -> dict:

@@ -158,11 +158,6 @@ class _Base(L.LightningDataModule):
         bucket_pool: int = 50,
     ):
         super().__init__()
-        if isinstance(bucket_pool, bool) or not (isinstance(bucket_pool, int) and bucket_pool >= 1):
-            raise LmftError(
-                f"lm.bucket_pool / classifier.bucket_pool={bucket_pool!r}: use a whole number of "
-                "batches, 1 (random batches, as Keras) or more (length bucketing)."
-            )
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
         self.eval_batch_size, self.bucket_pool = eval_batch_size, bucket_pool
         self.truncating = truncating
