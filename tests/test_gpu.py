@@ -7,7 +7,7 @@ import torch
 
 from lmft import finetune, pretrain
 from lmft.models import LanguageModel, LSTMEncoder, build_encoder
-from lmft.models.language_model import fused_linear_ce
+from lmft.models.language_model import fused_check, fused_linear_ce
 
 pytestmark = [
     pytest.mark.gpu,
@@ -71,6 +71,12 @@ def test_fused_softmax_gives_the_chunked_loss_and_gradients(no_tf32, bf16):
     for k, g in ref.items():
         err = (got[k] - g).norm() / g.norm().clamp(min=1e-12)
         assert err <= (5e-2 if bf16 else 1e-3), (k, err.item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_softmax_passes_its_check_here(dtype):
+    """What lm.loss_impl=auto runs before it takes the fused softmax (the seed LM's size)."""
+    assert fused_check(84640, 512, torch.device("cuda"), dtype) is None
 
 
 def test_smoke_stages_on_gpu(cfg_for, overrides):

@@ -12,6 +12,7 @@ from lmft.models import (
     TransformerEncoder,
     build_encoder,
 )
+from lmft.models import language_model as lm_module
 from lmft.models.classifier import POOLINGS, pool
 from lmft.models.encoder import locked_dropout
 from lmft.models.handoff import remap_rows
@@ -174,6 +175,58 @@ def test_chunked_softmax_matches_full_loss_and_grads():
     assert torch.allclose(a, b, atol=1e-6)
     for (name, p), q in zip(whole.named_parameters(), chunked.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+
+
+def _torch_ce(h, w, y, bias, **kw):  # Liger's signature, torch's arithmetic
+    return F.cross_entropy(F.linear(h.float(), w.float(), bias.float()), y, reduction="sum")
+
+
+def _fails(*a, **kw):
+    raise RuntimeError("PassManager::run failed\nmore lines")
+
+
+@pytest.mark.parametrize(
+    ("kernel", "why_not"),
+    [
+        (_torch_ce, None),
+        (_fails, "it failed (RuntimeError: PassManager::run failed)"),
+        (lambda *a, **kw: 2 * _torch_ce(*a, **kw), "differs from torch's"),
+        (None, "liger-kernel is not installed"),
+    ],
+    ids=["works", "raises", "wrong", "missing"],
+)
+def test_fused_check_takes_the_kernel_only_if_it_runs_and_gives_torchs_loss(
+    kernel, why_not, monkeypatch
+):
+    monkeypatch.setattr(lm_module, "fused_linear_ce", lambda: kernel)
+    got = lm_module.fused_check(300, 16, torch.device("cpu"), torch.bfloat16)
+    assert got == why_not if why_not is None else why_not in got
+
+
+def _set_up(impl: str, device: str, kernel, monkeypatch) -> LanguageModel:
+    monkeypatch.setattr(lm_module, "fused_linear_ce", lambda: kernel)
+    lm = LanguageModel(encoder=ENC, loss_impl=impl)
+    strategy = SimpleNamespace(root_device=torch.device(device))
+    trainer = SimpleNamespace(strategy=strategy, precision="bf16-mixed", is_global_zero=True)
+    monkeypatch.setattr(LanguageModel, "trainer", trainer)
+    lm.setup("fit")
+    return lm
+
+
+def test_auto_softmax_falls_back_to_torch_where_the_fused_one_fails(monkeypatch, capsys):
+    # the check itself runs on the CPU here: a device named cuda only routes setup to it
+    monkeypatch.setattr(lm_module, "fused_check", lambda v, h, device, dtype: None)
+    assert _set_up("auto", "cuda", _torch_ce, monkeypatch).fused
+    assert "fused (liger-kernel)" in capsys.readouterr().out
+    assert not _set_up("chunked", "cuda", _torch_ce, monkeypatch).fused
+    monkeypatch.setattr(lm_module, "fused_check", lambda v, h, device, dtype: "it failed (X)")
+    assert not _set_up("auto", "cuda", _fails, monkeypatch).fused
+    assert "chunked (torch; fused: it failed (X))" in capsys.readouterr().out
+    with pytest.raises(LmftError, match="fused cannot run here: it failed"):
+        _set_up("fused", "cuda", _fails, monkeypatch)
+    assert not _set_up("auto", "cpu", _torch_ce, monkeypatch).fused
+    with pytest.raises(LmftError, match="fused cannot run here: no CUDA GPU"):
+        _set_up("fused", "cpu", _torch_ce, monkeypatch)
 
 
 AWD = dict(ENC, hidden_size=16, num_layers=2, output_size=8)

@@ -55,6 +55,37 @@ def summed_fused_ce(h, y, weight, bias) -> torch.Tensor:
         )
 
 
+def fused_check(vocab: int, hidden: int, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why the fused softmax cannot be used here, or None if it can: it runs a forward and
+    backward pass at this vocabulary, width, device and dtype (Triton compiles the kernel the
+    training steps then reuse) and gives torch's loss."""
+    if fused_linear_ce() is None:
+        return "liger-kernel is not installed"
+    g = torch.Generator(device).manual_seed(0)
+    h = torch.randn(64, hidden, device=device, generator=g).to(dtype).requires_grad_()
+    w = (0.05 * torch.randn(vocab, hidden, device=device, generator=g)).requires_grad_()
+    b = torch.zeros(vocab, device=device, requires_grad=True)
+    y = torch.randint(0, vocab, (64,), device=device, generator=g)
+    try:
+        loss = summed_fused_ce(h, y, w, b)
+        loss.backward()
+    except Exception as e:  # a Triton or CUDA build that cannot compile or run the kernel
+        first_line = str(e).strip().split("\n")[0]
+        return f"it failed ({type(e).__name__}: {first_line})"
+    got, want = loss.detach().float(), _summed_ce(h.detach().float(), y, w.detach(), b.detach())
+    if not torch.isclose(got, want, rtol=2e-2):
+        return f"its loss {float(got):.4g} differs from torch's {float(want):.4g}"
+    return None
+
+
+def _step_dtype(trainer: L.Trainer) -> torch.dtype:
+    """The dtype of the encoder's output in a training step under this trainer's precision."""
+    precision = str(trainer.precision)
+    if precision.startswith("bf16"):
+        return torch.bfloat16
+    return torch.float16 if precision.startswith("16") else torch.float32
+
+
 class LanguageModel(L.LightningModule):
     """encoder -> dropout -> vocabulary softmax (full, or adaptive for speed on CPU).
 
@@ -142,18 +173,28 @@ class LanguageModel(L.LightningModule):
         return total / len(h)
 
     def setup(self, stage: str) -> None:
-        """Decide the softmax implementation once the device is known."""
+        """Decide the softmax implementation once the device is known: `auto` takes the fused
+        one only if it passes `fused_check` here, and says which it took."""
         impl, full = self.hparams.loss_impl, isinstance(self.head, nn.Linear)
-        on_gpu = self.trainer.strategy.root_device.type == "cuda"
-        available = on_gpu and fused_linear_ce() is not None
-        if impl == "fused" and full and not available:
-            raise LmftError(
-                "lm.loss_impl=fused needs a CUDA GPU and liger-kernel "
-                '(pip install -e ".[gpu]"); use lm.loss_impl=chunked or auto.'
+        self.fused = False
+        if not full or impl == "chunked":
+            return
+        device = self.trainer.strategy.root_device
+        why_not = (
+            "no CUDA GPU"
+            if device.type != "cuda"
+            else fused_check(
+                self.head.out_features, self.head.in_features, device, _step_dtype(self.trainer)
             )
-        self.fused = full and impl in ("fused", "auto") and available
-        if full and self.trainer.is_global_zero:
-            how = "fused (liger-kernel)" if self.fused else "chunked (torch)"
+        )
+        if impl == "fused" and why_not:
+            raise LmftError(
+                f"lm.loss_impl=fused cannot run here: {why_not}. It needs a CUDA GPU and "
+                'liger-kernel (pip install -e ".[gpu]"); use lm.loss_impl=chunked or auto.'
+            )
+        self.fused = why_not is None
+        if self.trainer.is_global_zero:
+            how = "fused (liger-kernel)" if self.fused else f"chunked (torch; fused: {why_not})"
             print(f"[lm] softmax over {self.head.out_features:,} words: {how}", flush=True)
 
     fused = False  # until setup: plain modules (tests, bench) use the torch path
