@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig
 
-from lmft.callbacks import BestWeights, EpochLog
 from lmft.cli import entry
-from lmft.data import ClassificationDataModule, load_corpus
 from lmft.errors import LmftError
 from lmft.identity import override_key, read_finished, reads, run_identity
-from lmft.models import SentimentClassifier
-from lmft.models.handoff import encoder_path, load_encoder_state, save_model
 from lmft.resolvers import register
-from lmft.results import save_results
-from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
-from lmft.trainer import make_trainer
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    from lmft.models import SentimentClassifier
 
 
 def pretrain_command(cfg: DictConfig, name: str | None = None, extra: tuple = ()) -> str:
@@ -57,6 +55,8 @@ def pretrained_state(
     """The encoder weights of the pretrain run this config points to (after its last epoch, or
     after `init.lm_epoch`), checked against it, and what the report says of that LM (its
     folder, epochs and validation perplexity then)."""
+    from lmft.models.handoff import encoder_path, load_encoder_state
+
     pdir = Path(cfg.paths.pretrain_dir)
     cmd = pretrain_command(cfg)
     remedy = f"Run `{cmd}` first."
@@ -122,6 +122,18 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
+    # Imported here, not at the top: a sweep's launcher process (joblib, submitit) imports this
+    # module but runs no cell, so it starts the cells without first loading torch and Lightning.
+    import lightning as L
+
+    from lmft.callbacks import BestWeights, EpochLog
+    from lmft.data import ClassificationDataModule, load_corpus
+    from lmft.models import SentimentClassifier
+    from lmft.models.handoff import save_model
+    from lmft.results import save_results
+    from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
+    from lmft.trainer import make_trainer
+
     out_dir = Path(out_dir)
     identity = run_identity(cfg, "finetune")
     done = read_finished(out_dir / "metrics.json", identity, "cell")

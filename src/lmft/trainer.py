@@ -23,6 +23,9 @@ for _message in (
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage()
 )
+# Lightning prints its notices through a handler of its own. Imported after Hydra has set up a
+# job's logging (as finetune imports it, in the job), they would reach Hydra's too: twice.
+logging.getLogger("lightning").propagate = False
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:
