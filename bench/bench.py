@@ -215,6 +215,12 @@ def main() -> None:
         cfg = compose("finetune", overrides=[f"experiment={args.exp}", *args.overrides])
     torch.manual_seed(0)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
+    n_train, batches = len(corpus.splits["train"]), args.steps + args.warmup
+    if n_train < 32 * batches:  # the plain loop reads distinct batches of 32 training texts
+        ap.error(
+            f"preset {args.exp} has {n_train} training texts, too few for {batches} batches of "
+            "32 (--steps + --warmup): use fewer steps or a larger preset"
+        )
     common = dict(
         val_size=cfg.data.val_size,
         split_seed=cfg.data.split_seed,

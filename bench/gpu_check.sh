@@ -10,15 +10,16 @@
 #      processes share the GPU by turns (2026-11-28: nine cells run beside the LM saved
 #      no time); unmeasured;
 #   2. the GPU tests (pytest -m gpu);
-#   3. the benchmark (bench/bench.py --keras: lmft vs a plain loop vs the reference's Keras
-#      code, one device, one process);
-#   4. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
+#   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
 #      epochs;
-#   5. with ABLATION=1, right after the protocol: when pretraining pays (sweep <EXP>_ablation,
+#   4. with EXTRA (hydra overrides), more cells in the protocol's sweep, and its report again;
+#   5. the benchmark (bench/bench.py --keras: lmft vs a plain loop vs the reference's Keras
+#      code, one device, one process);
+#   6. with ABLATION=1, right after the protocol: when pretraining pays (sweep <EXP>_ablation,
 #      from the protocol's LM): the LM snapshots (SNAPSHOTS) x mean/concat pooling at 1,000
 #      labels (ABLATION_SIZE), and mean/concat x both arms x 1,000/all labels from the last LM;
 #      3 seeds each. Its mean-pooling cells from the last LM are the protocol's own, copied.
-# Steps 2-5 start only if they can end within BUDGET_S seconds (else they are skipped,
+# Steps 2-6 start only if they can end within BUDGET_S seconds (else they are skipped,
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a
 # machine with internet). The IMDB archive: data/aclImdb_v1.tar.gz or $LMFT_IMDB_ARCHIVE.
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu_check}
 EXP=${EXP:-seed}
 JOBS=${JOBS:-9}
-BUDGET_S=${BUDGET_S:-590}  # steps 2-4 start only if they can end within this many seconds
+BUDGET_S=${BUDGET_S:-590}  # steps 2-6 start only if they can end within this many seconds
 PY=${PYTHON:-python3}
 TRAINER=${TRAINER:-gpu}  # cpu: a dry run of this script on a machine without a GPU
 WORK=${WORK:-$OUT}
@@ -48,7 +49,9 @@ have "${NEEDED[@]}" ||
   { echo "gpu-check: $PY lacks hydra-core or its joblib launcher: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
-keep() { grep --line-buffered "$@"; }  # line by line: a call cut at its limit logs all before the cut
+# The lines that match, each with the script's clock; line by line, so a call cut at its limit
+# logs all before the cut
+keep() { grep --line-buffered "$@" | while IFS= read -r l; do echo "[${SECONDS}s] $l"; done; }
 pack() { tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.ckpt' -C "$WORK" runs; }
 late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s, BUDGET_S=$BUDGET_S"; }
 
@@ -57,21 +60,9 @@ late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s
 [ "$EXP" = seed ] && SNAPSHOTS=${SNAPSHOTS:-[1,3,10,30]}
 C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.outputs=$RUNS"
    "data.cache_dir=$WORK/cache" "lm.snapshots=${SNAPSHOTS:-[]}")
-# The versions; then the fused softmax, Triton code compiled here: if it cannot run, say so
-# and use torch's. One Python start for both, as each loads torch.
-$PY - <<'PY' || { C+=(lm.loss_impl=chunked); stamp "fused softmax unusable: lm.loss_impl=chunked"; }
-import lightning, torch
-print("torch", torch.__version__, "lightning", lightning.__version__, "cuda", torch.cuda.is_available())
-from lmft.models.language_model import fused_linear_ce, summed_fused_ce
-assert fused_linear_ce() is not None, "no CUDA or no liger-kernel"
-h = torch.randn(300, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-w = torch.randn(1000, 64, device="cuda", requires_grad=True)
-summed_fused_ce(h, torch.randint(0, 1000, (300,), device="cuda"), w, torch.zeros(1000, device="cuda")).backward()
-print("fused softmax: ok")
-PY
 t0=$SECONDS
 stamp "protocol $EXP: pretrain"
-$PY -m lmft.pretrain "${C[@]}" | keep -v ': step ' || stamp "pretrain failed"
+$PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || stamp "pretrain failed"
 t1=$SECONDS
 stamp "protocol $EXP: sweep, $JOBS cells at a time"
 $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
@@ -105,13 +96,23 @@ if [ "${ABLATION:-0}" = 1 ] && ! late "ablation" "${ABLATION_S:-300}"; then
 fi
 
 late "GPU tests" 45 || { stamp "GPU tests"; $PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -15; }
+late "batch-32 LM" 60 || {
+  stamp "LM at the reference's batch 32 (2 epochs)"
+  $PY -m lmft.pretrain "${C[@]}" name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 lm.epochs=2 \
+    lm.snapshots=[] | keep -E '^\[pretrain' || stamp "batch-32 LM failed"
+  pack
+}
+# EXTRA: more cells in the protocol's sweep, then its report again (hydra overrides; for
+# example EXTRA="data.train_size=1000 seed=3,4,5,6,7,8,9" for 10 seeds where the gap is small)
+if [ -n "${EXTRA:-}" ] && ! late "extra cells" "${EXTRA_S:-120}"; then
+  stamp "extra cells: $EXTRA"
+  $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
+    trainer.num_threads=1 data.num_workers=0 $EXTRA | keep -E '^\[finetune|error' ||
+    stamp "extra cells failed"
+  $PY -m lmft.report "${C[@]}" || stamp "report failed"
+  pack
+fi
 # More warm-up and timed steps than bench's defaults: on 2026-11-28, 10 steps after 2 warm-up
 # ones extrapolated 9.6 s per LM epoch, while the real epochs took 6.9 s with validation.
 late "bench" 130 || { stamp "bench"; $PY bench/bench.py --exp "$EXP" --steps 20 --warmup 10 --keras trainer="$TRAINER" "data.cache_dir=$WORK/cache" 2>&1 | keep -v Warning; }
-late "batch-32 LM" 60 || {
-  stamp "LM at the reference's batch 32 (2 epochs)"
-  $PY -m lmft.pretrain "${C[@]}" name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 lm.epochs=2 |
-    keep -E '^\[pretrain' || stamp "batch-32 LM failed"
-  pack
-}
 stamp "done"
