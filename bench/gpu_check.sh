@@ -19,6 +19,8 @@
 #      from the protocol's LM): the LM snapshots (SNAPSHOTS) x mean/concat pooling at 1,000
 #      labels (ABLATION_SIZE), and mean/concat x both arms x 1,000/all labels from the last LM;
 #      3 seeds each. Its mean-pooling cells from the last LM are the protocol's own, copied.
+#      ABLATION=only: the LM and the ablation, without the protocol's sweep (those cells then
+#      train in the ablation's), for a session that has time for the LM and the ablation only.
 # Steps 2-6 start only if they can end within BUDGET_S seconds (else they are skipped,
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a
@@ -64,16 +66,20 @@ t0=$SECONDS
 stamp "protocol $EXP: pretrain"
 $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || stamp "pretrain failed"
 t1=$SECONDS
-stamp "protocol $EXP: sweep, $JOBS cells at a time"
-$PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
-  trainer.num_threads=1 data.num_workers=0 | keep -E '^\[finetune|error' || stamp "sweep failed"
-t2=$SECONDS
-$PY -m lmft.report "${C[@]}" || stamp "report failed"
+if [ "${ABLATION:-0}" = only ]; then
+  stamp "protocol $EXP: pretrain $((t1 - t0)) s; its sweep skipped (ABLATION=only)"
+else
+  stamp "protocol $EXP: sweep, $JOBS cells at a time"
+  $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
+    trainer.num_threads=1 data.num_workers=0 | keep -E '^\[finetune|error' || stamp "sweep failed"
+  t2=$SECONDS
+  $PY -m lmft.report "${C[@]}" || stamp "report failed"
+  pack
+  stamp "protocol $EXP: pretrain $((t1 - t0)) s, sweep $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
+fi
 t3=$SECONDS
-pack
-stamp "protocol $EXP: pretrain $((t1 - t0)) s, sweep $((t2 - t1)) s, report $((t3 - t2)) s; total $((t3 - t0)) s wall"
 
-if [ "${ABLATION:-0}" = 1 ] && ! late "ablation" "${ABLATION_S:-300}"; then
+if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   A=("${C[@]}" name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2 hydra/launcher=joblib
      hydra.launcher.n_jobs="$JOBS" trainer.num_threads=1 data.num_workers=0)
   epochs=${SNAPSHOTS:-[]} SIZE=${ABLATION_SIZE:-1000}
