@@ -189,7 +189,7 @@ def _fails(*a, **kw):
     ("kernel", "why_not"),
     [
         (_torch_ce, None),
-        (_fails, "it failed (RuntimeError: PassManager::run failed)"),
+        (_fails, "the fused kernel failed (RuntimeError: PassManager::run failed)"),
         (lambda *a, **kw: 2 * _torch_ce(*a, **kw), "differs from torch's"),
         (None, "liger-kernel is not installed"),
     ],
@@ -219,9 +219,10 @@ def test_auto_softmax_falls_back_to_torch_where_the_fused_one_fails(monkeypatch,
     assert _set_up("auto", "cuda", _torch_ce, monkeypatch).fused
     assert "fused (liger-kernel)" in capsys.readouterr().out
     assert not _set_up("chunked", "cuda", _torch_ce, monkeypatch).fused
+    assert "chunked (torch): lm.loss_impl=chunked" in capsys.readouterr().out
     monkeypatch.setattr(lm_module, "fused_check", lambda v, h, device, dtype: "it failed (X)")
     assert not _set_up("auto", "cuda", _fails, monkeypatch).fused
-    assert "chunked (torch; fused: it failed (X))" in capsys.readouterr().out
+    assert "chunked (torch): it failed (X)" in capsys.readouterr().out
     with pytest.raises(LmftError, match="fused cannot run here: it failed"):
         _set_up("fused", "cuda", _fails, monkeypatch)
     assert not _set_up("auto", "cpu", _torch_ce, monkeypatch).fused

@@ -71,10 +71,10 @@ def fused_check(vocab: int, hidden: int, device: torch.device, dtype: torch.dtyp
         loss.backward()
     except Exception as e:  # a Triton or CUDA build that cannot compile or run the kernel
         first_line = str(e).strip().split("\n")[0]
-        return f"it failed ({type(e).__name__}: {first_line})"
+        return f"the fused kernel failed ({type(e).__name__}: {first_line})"
     got, want = loss.detach().float(), _summed_ce(h.detach().float(), y, w.detach(), b.detach())
     if not torch.isclose(got, want, rtol=2e-2):
-        return f"its loss {float(got):.4g} differs from torch's {float(want):.4g}"
+        return f"the fused kernel's loss {float(got):.4g} differs from torch's {float(want):.4g}"
     return None
 
 
@@ -177,16 +177,16 @@ class LanguageModel(L.LightningModule):
         one only if it passes `fused_check` here, and says which it took."""
         impl, full = self.hparams.loss_impl, isinstance(self.head, nn.Linear)
         self.fused = False
-        if not full or impl == "chunked":
+        if not full:
             return
         device = self.trainer.strategy.root_device
-        why_not = (
-            "no CUDA GPU"
-            if device.type != "cuda"
-            else fused_check(
-                self.head.out_features, self.head.in_features, device, _step_dtype(self.trainer)
-            )
-        )
+        if impl == "chunked":
+            why_not = "lm.loss_impl=chunked"
+        elif device.type != "cuda":
+            why_not = "no CUDA GPU"
+        else:
+            vocab, width = self.head.out_features, self.head.in_features
+            why_not = fused_check(vocab, width, device, _step_dtype(self.trainer))
         if impl == "fused" and why_not:
             raise LmftError(
                 f"lm.loss_impl=fused cannot run here: {why_not}. It needs a CUDA GPU and "
@@ -194,7 +194,7 @@ class LanguageModel(L.LightningModule):
             )
         self.fused = why_not is None
         if self.trainer.is_global_zero:
-            how = "fused (liger-kernel)" if self.fused else f"chunked (torch; fused: {why_not})"
+            how = "fused (liger-kernel)" if self.fused else f"chunked (torch): {why_not}"
             print(f"[lm] softmax over {self.head.out_features:,} words: {how}", flush=True)
 
     fused = False  # until setup: plain modules (tests, bench) use the torch path
