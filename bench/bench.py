@@ -283,9 +283,11 @@ def main() -> None:
 
     # A cell evaluates validation + the test-curve subset every epoch: at 1,000 labels that is
     # several times the texts it trains on, so the evaluation batch decides much of its time.
+    # Rows: the default (2 x the training batch), the preset's, and twice the preset's.
+    eval_batch = c.eval_batch_size or 2 * c.batch_size
     evals = {
         bs: time_eval(cfg, corpus, common, bs)
-        for bs in sorted({2 * c.batch_size, c.eval_batch_size or 2 * c.batch_size})
+        for bs in sorted({2 * c.batch_size, eval_batch, 2 * eval_batch})
     }
     assert all(r["device"].type == device for r in evals.values()), "every row on one device"
 
