@@ -1,5 +1,6 @@
 """The one declaration of what changes a result, and everything derived from it."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from lmft.data.corpus import cache_key
 from lmft.finetune import pretrain_command
 from lmft.identity import AFTER_TOKENS, FINETUNE_ONLY, NOT_RESULTS, STAGE_SECTIONS, run_identity
 from lmft.resolvers import cell_name, register
+from lmft.results import provenance
 
 PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*.yaml"))
 
@@ -95,3 +97,23 @@ def test_the_printed_pretrain_command_replaces_what_it_adds(with_overrides):
     cmd = pretrain_command(cfg, "NEW", ["lm.snapshots=[2]"])
     assert cmd.count("lm.snapshots") == 1 and cmd.endswith("name=NEW lm.snapshots=[2]")
     assert "lm.lr=0.01" in cmd
+
+
+def test_provenance_marks_a_commit_whose_tracked_files_changed(tmp_path, monkeypatch):
+    """A number made from edited code must not carry the clean commit's name."""
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    monkeypatch.chdir(tmp_path)
+    assert provenance()["git_commit"] is None  # not a checkout
+    (tmp_path / "f.py").write_text("a = 1\n")
+    git("init", "-q")
+    git("add", "f.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    (tmp_path / "new.txt").write_text("untracked files do not count\n")
+    assert provenance()["git_commit"] == sha
+    (tmp_path / "f.py").write_text("a = 2\n")
+    assert provenance()["git_commit"] == f"{sha}-dirty"

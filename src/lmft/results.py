@@ -16,17 +16,19 @@ from lmft.callbacks import EpochLog
 from lmft.io import write_csv, write_json
 
 
-def provenance() -> dict:
-    """Versions and commit, so every number can be traced to the code that made it."""
+def _git(*args: str) -> str:
     try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            or None
-        )
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5).stdout
     except OSError:
-        commit = None
+        return ""
+
+
+def provenance() -> dict:
+    """Versions and commit, so every number can be traced to the code that made it. The commit
+    gets "-dirty" when tracked files differ from it: the numbers then came from other code."""
+    commit = _git("rev-parse", "--short", "HEAD").strip() or None
+    if commit and _git("status", "--porcelain", "--untracked-files=no").strip():
+        commit += "-dirty"
     return {
         "lmft": lmft.__version__,
         "torch": torch.__version__,
