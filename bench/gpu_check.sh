@@ -105,7 +105,7 @@ late "GPU tests" 45 || { stamp "GPU tests"; $PY -m pytest -q -m gpu tests -p no:
 late "batch-32 LM" 60 || {
   stamp "LM at the reference's batch 32 (2 epochs)"
   $PY -m lmft.pretrain "${C[@]}" name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 lm.epochs=2 \
-    lm.snapshots=[] | keep -E '^\[pretrain' || stamp "batch-32 LM failed"
+    lm.snapshots=[] | keep -v ': step ' || stamp "batch-32 LM failed"
   pack
 }
 # EXTRA: more cells in the protocol's sweep, then its report again (hydra overrides; for
