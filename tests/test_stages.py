@@ -148,9 +148,14 @@ def test_same_seed_same_metrics(cfg_for, overrides, tmp_path):
     b = finetune.run(no_model, tmp_path / "b")
     assert (tmp_path / "a/model.pt").exists() and not (tmp_path / "b/model.pt").exists()
     untimed = [
-        [{k: v for k, v in r.items() if k != "time_s"} for r in m["history"]] for m in (a, b)
+        [{k: v for k, v in r.items() if not k.endswith("_s")} for r in m["history"]] for m in (a, b)
     ]
     assert untimed[0] == untimed[1]
+    # each epoch's evaluation time is a part of that epoch's time (time_s: to 0.1 s)
+    starts = [0.0] + [r["time_s"] for r in a["history"][:-1]]
+    rows = zip(a["history"], starts, strict=True)
+    assert all(0 <= r["eval_s"] <= r["time_s"] - t + 0.1 for r, t in rows)
+    assert sum(r["eval_s"] for r in a["history"]) > 0
     assert a["test/acc"] == b["test/acc"]
 
 

@@ -15,10 +15,19 @@ from lmft.models.handoff import encoder_path, save_encoder
 
 class EpochLog(L.Callback):
     """Records every epoch's logged metrics (the history), writes them to TensorBoard with the
-    epoch as the x axis, and prints one line per epoch."""
+    epoch as the x axis, and prints one line per epoch. Each row also has `time_s`, the seconds
+    since the run started, and `eval_s`, the seconds that epoch spent evaluating (validation, and
+    a classifier's test curve)."""
 
     def __init__(self, label: str):
         self.label, self.rows, self.t0, self.steps = label, [], time.time(), 0
+        self.eval_s = 0.0
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self.eval_t0 = time.time()
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        self.eval_s += time.time() - self.eval_t0
 
     def eta(self, trainer, done_in_epoch: int) -> str:
         """Time left for the run, at this process's pace so far (validation included)."""
@@ -57,7 +66,9 @@ class EpochLog(L.Callback):
             if "/" in k and not k.endswith("_step") and not k.startswith("lr-")  # per step
         }
         m = {k.removesuffix("_epoch"): v for k, v in m.items()}
-        row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(time.time() - self.t0, 1)}
+        now, eval_s, self.eval_s = time.time(), self.eval_s, 0.0
+        row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(now - self.t0, 1),
+               "eval_s": round(eval_s, 2)}  # fmt: skip
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
         if trainer.is_global_zero and trainer.logger is not None:
