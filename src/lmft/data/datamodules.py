@@ -66,6 +66,9 @@ class TokenDataset(Dataset):
         return self.encoded.lengths[self.indices].clamp(max=self.max_len)
 
 
+POOL_BATCHES = 50  # default length-bucketing pool, in batches (lm/classifier.bucket_pool)
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length (less padding), in a random order that depends only on seed+epoch.
 
@@ -82,7 +85,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         batch_size: int,
         shuffle: bool,
         seed: int = 0,
-        pool_batches: int = 50,
+        pool_batches: int = POOL_BATCHES,
     ):
         self.lengths, self.batch_size, self.shuffle = lengths, batch_size, shuffle
         self.seed, self.pool, self.epoch = seed, pool_batches * batch_size, 0
@@ -155,7 +158,7 @@ class _Base(L.LightningDataModule):
         num_workers: int = 0,
         truncating: str = "post",
         eval_batch_size: int | None = None,
-        bucket_pool: int = 50,
+        bucket_pool: int = POOL_BATCHES,
     ):
         super().__init__()
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
