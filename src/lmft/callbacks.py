@@ -66,9 +66,9 @@ class EpochLog(L.Callback):
             if "/" in k and not k.endswith("_step") and not k.startswith("lr-")  # per step
         }
         m = {k.removesuffix("_epoch"): v for k, v in m.items()}
-        now, eval_s, self.eval_s = time.time(), self.eval_s, 0.0
-        row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(now - self.t0, 1),
-               "eval_s": round(eval_s, 2)}  # fmt: skip
+        row = {"epoch": trainer.current_epoch + 1, **m, "time_s": round(time.time() - self.t0, 1),
+               "eval_s": round(self.eval_s, 2)}  # fmt: skip
+        self.eval_s = 0.0  # the next epoch's evaluation
         self.rows.append(row)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
         if trainer.is_global_zero and trainer.logger is not None:
