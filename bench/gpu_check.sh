@@ -56,6 +56,11 @@ stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
 keep() { grep --line-buffered "$@" | while IFS= read -r l; do echo "[${SECONDS}s] $l"; done; }
 pack() { tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.ckpt' -C "$WORK" runs; }
 late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s, BUDGET_S=$BUDGET_S"; }
+# A fine-tuning sweep of the protocol's settings and these overrides, JOBS cells at a time on the GPU
+sweep() {
+  $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
+    trainer.num_threads=1 data.num_workers=0 "$@" | keep -E '^\[finetune|error'
+}
 
 # SNAPSHOTS: the LM also keeps its encoder after these epochs (lm.snapshots, not part of its
 # identity), so fine-tuning from a smaller LM budget (init.lm_epoch) needs no new LM.
@@ -70,8 +75,7 @@ if [ "${ABLATION:-0}" = only ]; then
   stamp "protocol $EXP: pretrain $((t1 - t0)) s; its sweep skipped (ABLATION=only)"
 else
   stamp "protocol $EXP: sweep, $JOBS cells at a time"
-  $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
-    trainer.num_threads=1 data.num_workers=0 | keep -E '^\[finetune|error' || stamp "sweep failed"
+  sweep || stamp "sweep failed"
   t2=$SECONDS
   $PY -m lmft.report "${C[@]}" || stamp "report failed"
   pack
@@ -80,13 +84,11 @@ fi
 t3=$SECONDS
 
 if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
-  A=("${C[@]}" name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2 hydra/launcher=joblib
-     hydra.launcher.n_jobs="$JOBS" trainer.num_threads=1 data.num_workers=0)
+  A=(name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2)
   epochs=${SNAPSHOTS:-[]} SIZE=${ABLATION_SIZE:-1000}
   stamp "ablation: LM budgets ${epochs} x pooling at $SIZE labels"
-  [ "$epochs" != "[]" ] && $PY -m lmft.finetune -m "${A[@]}" init=pretrained \
-    "init.lm_epoch=${epochs//[\[\]]/}" classifier.pooling=mean,concat data.train_size="$SIZE" |
-    keep -E '^\[finetune|error'
+  [ "$epochs" != "[]" ] && sweep "${A[@]}" init=pretrained "init.lm_epoch=${epochs//[\[\]]/}" \
+    classifier.pooling=mean,concat data.train_size="$SIZE"
   stamp "ablation: pooling x arms x $SIZE/all labels"
   # the protocol's cells at these sizes are this sweep's mean-pooling ones (same settings, seed
   # and LM; the finish check compares them): copied, not trained again
@@ -94,8 +96,8 @@ if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
     to="$RUNS/sweeps/${EXP}_ablation/${d##*/},classifier.pooling=mean"
     [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -r "$d" "$to"
   done
-  $PY -m lmft.finetune -m "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
-    data.train_size="$SIZE",all | keep -E '^\[finetune|error' || stamp "ablation sweep failed"
+  sweep "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
+    data.train_size="$SIZE",all || stamp "ablation sweep failed"
   $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
   pack
   stamp "ablation: $((SECONDS - t3)) s wall"
@@ -112,9 +114,7 @@ late "batch-32 LM" 60 || {
 # example EXTRA="data.train_size=1000 seed=3,4,5,6,7,8,9" for 10 seeds where the gap is small)
 if [ -n "${EXTRA:-}" ] && ! late "extra cells" "${EXTRA_S:-120}"; then
   stamp "extra cells: $EXTRA"
-  $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
-    trainer.num_threads=1 data.num_workers=0 $EXTRA | keep -E '^\[finetune|error' ||
-    stamp "extra cells failed"
+  sweep $EXTRA || stamp "extra cells failed"
   $PY -m lmft.report "${C[@]}" || stamp "report failed"
   pack
 fi
