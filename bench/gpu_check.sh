@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # The reference experiment on one GPU, in one command (make gpu-check):
 #   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs), the 18
-#      cells (2 inits x 1,000/3,000/all labels x 3 seeds; JOBS at a time on the one GPU
-#      through Hydra's joblib launcher: it time-slices them, and a side benefit is that
-#      one cell's Python overhead hides behind another's kernels), the report. JOBS is 9,
-#      not all 18: the next cell starts as one ends, so a call cut at the device tool's
-#      10-minute limit keeps the cells that finished (a cell restarts from its first epoch)
-#      and the rerun has only the rest to do. Fewer at once should cost little, since
-#      processes share the GPU by turns (2026-11-28: nine cells run beside the LM saved
-#      no time); unmeasured;
+#      cells (2 inits x 1,000/3,000/all labels x 3 seeds) on the one GPU through Hydra's
+#      joblib launcher, one sweep per arm, JOBS cells at a time each (it time-slices them,
+#      and one cell's Python overhead hides behind another's kernels), the report. The
+#      scratch arm's sweep starts LEAD_S (20) s before the LM expects to end, the pretrained
+#      arm's when the LM has written its encoder; with JOBS=9 every cell starts at once. The
+#      GPU's utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log);
 #   2. the GPU tests (pytest -m gpu);
 #   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
 #      epochs;
@@ -25,8 +23,9 @@
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a
 # machine with internet). The IMDB archive: data/aclImdb_v1.tar.gz or $LMFT_IMDB_ARCHIVE.
-# Runs and the id cache go to $WORK; $OUT gets two files: log.txt and runs.tar.gz (reports,
-# metrics, histories and TensorBoard files; no weights). Both default to outputs/gpu_check.
+# Runs and the id cache go to $WORK; $OUT gets log.txt, runs.tar.gz (reports, metrics,
+# histories and TensorBoard files; no weights) and, on a GPU, gpu_util.csv. Both default to
+# outputs/gpu_check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu_check}
@@ -67,19 +66,52 @@ sweep() {
 [ "$EXP" = seed ] && SNAPSHOTS=${SNAPSHOTS:-[1,3,10,30]}
 C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.outputs=$RUNS"
    "data.cache_dir=$WORK/cache" "lm.snapshots=${SNAPSHOTS:-[]}")
+# GPU utilisation twice a second while the protocol runs ($OUT/gpu_util.csv), so that a run shows
+# where the GPU waited (summed up after the report)
+smi=
+if [ "$TRAINER" = gpu ] && command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
+    -lms 500 >"$OUT/gpu_util.csv" 2>/dev/null &
+  smi=$!
+fi
+from=$(($(wc -l <"$OUT/log.txt") + 1))  # this run's lines of log.txt (a rerun appends)
+logged() { tail -n +"$from" "$OUT/log.txt" | grep -q "$1"; }
+lm_left() { tail -n +"$from" "$OUT/log.txt" | sed -nE 's/.*\(([0-9]+) s left\).*/\1/p' | tail -1; }
 t0=$SECONDS
-stamp "protocol $EXP: pretrain"
-$PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || stamp "pretrain failed"
-t1=$SECONDS
+stamp "protocol $EXP: pretrain (clock $(date +%T))"
+{ $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || stamp "pretrain failed"; } &
+lm=$!
 if [ "${ABLATION:-0}" = only ]; then
-  stamp "protocol $EXP: pretrain $((t1 - t0)) s; its sweep skipped (ABLATION=only)"
+  wait $lm
+  stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
 else
-  stamp "protocol $EXP: sweep, $JOBS cells at a time"
-  sweep || stamp "sweep failed"
+  # The scratch arm needs no LM: its sweep starts when the LM expects to end within LEAD_S s, so
+  # its cells' start (Python, torch, the data: ~20 s with no GPU work) overlaps the LM's last
+  # epochs, and their training the pretrained arm's start. (Cells that train beside the LM gain
+  # nothing: processes share the GPU by turns, 2026-11-28.)
+  while kill -0 $lm 2>/dev/null; do
+    left=$(lm_left)
+    [ -n "$left" ] && [ "$left" -le "${LEAD_S:-20}" ] && break
+    sleep 1
+  done
+  stamp "protocol $EXP: the scratch arm's sweep starts ($JOBS cells at a time; the LM: ${left:-0} s left)"
+  sweep init=scratch &
+  scratch=$!
+  # the pretrained arm's, once the LM has written its encoder (not after the process's exit)
+  while kill -0 $lm 2>/dev/null && ! logged '^\[[0-9]*s\] \[pretrain\] done'; do sleep 1; done
+  t1=$SECONDS
+  stamp "protocol $EXP: the pretrained arm's sweep starts ($JOBS cells at a time)"
+  sweep init=pretrained || stamp "pretrained arm's sweep failed"
+  wait $scratch || stamp "scratch arm's sweep failed"
+  wait $lm
   t2=$SECONDS
   $PY -m lmft.report "${C[@]}" || stamp "report failed"
   pack
-  stamp "protocol $EXP: pretrain $((t1 - t0)) s, sweep $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
+  stamp "protocol $EXP: pretrain $((t1 - t0)) s, then the sweeps $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
+fi
+if [ -n "$smi" ]; then
+  kill "$smi"
+  awk -F', *' '{n++; s += $2; if ($2 < 5) z++} END {if (n) printf "GPU busy %.0f%% on average; below 5%% for %.0f s of %.0f s\n", s / n, z / 2, n / 2}' "$OUT/gpu_util.csv"
 fi
 t3=$SECONDS
 
