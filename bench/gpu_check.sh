@@ -5,8 +5,10 @@
 #      joblib launcher, one sweep per arm, JOBS cells at a time each (it time-slices them,
 #      and one cell's Python overhead hides behind another's kernels), the report. The
 #      scratch arm's sweep starts LEAD_S (20) s before the LM expects to end, the pretrained
-#      arm's when the LM has written its encoder; with JOBS=9 every cell starts at once. The
-#      GPU's utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log);
+#      arm's when the LM has written its encoder. JOBS is 8: the two arms then run at most 16
+#      cell processes, one per CPU core of the H200 machine (each runs its own Python training
+#      loop), and each arm's ninth cell, the smallest, starts when one ends. The GPU's
+#      utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log);
 #   2. the GPU tests (pytest -m gpu);
 #   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
 #      epochs;
@@ -30,7 +32,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/gpu_check}
 EXP=${EXP:-seed}
-JOBS=${JOBS:-9}
+JOBS=${JOBS:-8}
 BUDGET_S=${BUDGET_S:-590}  # steps 2-6 start only if they can end within this many seconds
 PY=${PYTHON:-python3}
 TRAINER=${TRAINER:-gpu}  # cpu: a dry run of this script on a machine without a GPU
