@@ -16,9 +16,10 @@
 #   5. the benchmark (bench/bench.py --keras: lmft vs a plain loop vs the reference's Keras
 #      code, one device, one process);
 #   6. with ABLATION=1, right after the protocol: when pretraining pays (sweep <EXP>_ablation,
-#      from the protocol's LM): the LM snapshots (SNAPSHOTS) x mean/concat pooling at 1,000
-#      labels (ABLATION_SIZE), and mean/concat x both arms x 1,000/all labels from the last LM;
-#      3 seeds each. Its mean-pooling cells from the last LM are the protocol's own, copied.
+#      from the protocol's LM): mean/concat x both arms x all/1,000 labels (ABLATION_SIZE) from
+#      the last LM, and beside it (a second sweep at the same time) the LM snapshots (SNAPSHOTS)
+#      x mean/concat pooling at 1,000 labels; 3 seeds each. Its mean-pooling cells from the last
+#      LM are the protocol's own, copied.
 #      ABLATION=only: the LM and the ablation, without the protocol's sweep (those cells then
 #      train in the ablation's), for a session that has time for the LM and the ablation only.
 # Steps 2-6 start only if they can end within BUDGET_S seconds (else they are skipped,
@@ -68,13 +69,14 @@ sweep() {
 [ "$EXP" = seed ] && SNAPSHOTS=${SNAPSHOTS:-[1,3,10,30]}
 C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.outputs=$RUNS"
    "data.cache_dir=$WORK/cache" "lm.snapshots=${SNAPSHOTS:-[]}")
-# GPU utilisation twice a second while the protocol runs ($OUT/gpu_util.csv), so that a run shows
-# where the GPU waited (summed up after the report)
+# GPU utilisation twice a second from here to the end ($OUT/gpu_util.csv), so that a run shows
+# where the GPU waited (the protocol's part summed up after its report)
 smi=
 if [ "$TRAINER" = gpu ] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
     -lms 500 >"$OUT/gpu_util.csv" 2>/dev/null &
   smi=$!
+  trap 'kill $smi' EXIT
 fi
 from=$(($(wc -l <"$OUT/log.txt") + 1))  # this run's lines of log.txt (a rerun appends)
 logged() { tail -n +"$from" "$OUT/log.txt" | grep -q "$1"; }
@@ -111,8 +113,7 @@ else
   pack
   stamp "protocol $EXP: pretrain $((t1 - t0)) s, then the sweeps $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
 fi
-if [ -n "$smi" ]; then
-  kill "$smi"
+if [ -n "$smi" ]; then  # (it samples on to the end of the script)
   awk -F', *' '{n++; s += $2; if ($2 < 5) z++} END {if (n) printf "GPU busy %.0f%% on average; below 5%% for %.0f s of %.0f s\n", s / n, z / 2, n / 2}' "$OUT/gpu_util.csv"
 fi
 t3=$SECONDS
@@ -120,18 +121,21 @@ t3=$SECONDS
 if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   A=(name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2)
   epochs=${SNAPSHOTS:-[]} SIZE=${ABLATION_SIZE:-1000}
-  stamp "ablation: LM budgets ${epochs} x pooling at $SIZE labels"
-  [ "$epochs" != "[]" ] && sweep "${A[@]}" init=pretrained "init.lm_epoch=${epochs//[\[\]]/}" \
-    classifier.pooling=mean,concat data.train_size="$SIZE"
-  stamp "ablation: pooling x arms x $SIZE/all labels"
-  # the protocol's cells at these sizes are this sweep's mean-pooling ones (same settings, seed
-  # and LM; the finish check compares them): copied, not trained again
+  # the protocol's cells at these sizes are the pooling sweep's mean-pooling ones (same settings,
+  # seed and LM; the finish check compares them): copied, not trained again
   for d in "$RUNS/sweeps/$EXP"/init=*,n={"$SIZE",all},seed=[0-2]; do
     to="$RUNS/sweeps/${EXP}_ablation/${d##*/},classifier.pooling=mean"
     [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -r "$d" "$to"
   done
-  sweep "${A[@]}" init=pretrained,scratch classifier.pooling=mean,concat \
-    data.train_size="$SIZE",all || stamp "ablation sweep failed"
+  # two sweeps side by side, JOBS cells at a time each: pooling x arms x all/SIZE labels (the
+  # all-label cells first: they take longest), and the LM budgets x pooling at SIZE labels
+  stamp "ablation: pooling x arms x all/$SIZE labels, and beside it LM budgets $epochs x pooling at $SIZE"
+  sweep "${A[@]}" data.train_size=all,"$SIZE" init=pretrained,scratch \
+    classifier.pooling=mean,concat &
+  pooling=$!
+  [ "$epochs" != "[]" ] && { sweep "${A[@]}" init=pretrained "init.lm_epoch=${epochs//[\[\]]/}" \
+    classifier.pooling=mean,concat data.train_size="$SIZE" || stamp "LM-budget sweep failed"; }
+  wait $pooling || stamp "pooling sweep failed"
   $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
   pack
   stamp "ablation: $((SECONDS - t3)) s wall"

@@ -201,3 +201,25 @@ def test_the_report_starts_without_torch_or_lightning(tmp_path):
     code = "import sys, lmft.report; print(sorted({'torch', 'lightning'} & set(sys.modules)))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_a_finished_cell_is_skipped_without_torch_or_lightning(tmp_path):
+    # A resumed sweep's finished cells (and gpu_check's copied ones) cost a job slot only briefly.
+    code = f"""
+import json, sys
+from pathlib import Path
+from hydra import compose, initialize_config_dir
+from lmft import finetune
+from lmft.identity import run_identity
+with initialize_config_dir(config_dir={str(Path(__file__).parents[1] / "conf")!r}, version_base="1.3"):
+    cfg = compose("finetune", overrides=["experiment=smoke", "init=scratch"])
+cell = Path("cell")
+cell.mkdir()
+done = {{"identity": run_identity(cfg, "finetune"), "test/acc": 0.5}}
+(cell / "metrics.json").write_text(json.dumps(done))
+assert finetune.run(cfg, cell) == done
+print(sorted({{"torch", "lightning"}} & set(sys.modules)))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "already finished" in r.stdout and r.stdout.splitlines()[-1] == "[]", r.stdout

@@ -122,8 +122,15 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
+    out_dir = Path(out_dir)
+    identity = run_identity(cfg, "finetune")
+    done = read_finished(out_dir / "metrics.json", identity, "cell")
+    if done:
+        print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
+        return done
     # Imported here, not at the top: a sweep's launcher process (joblib, submitit) imports this
-    # module but runs no cell, so it starts the cells without first loading torch and Lightning.
+    # module but runs no cell, so it starts the cells without first loading torch and Lightning;
+    # and a finished cell is skipped without them.
     import lightning as L
 
     from lmft.callbacks import BestWeights, EpochLog
@@ -134,12 +141,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
     from lmft.trainer import make_trainer
 
-    out_dir = Path(out_dir)
-    identity = run_identity(cfg, "finetune")
-    done = read_finished(out_dir / "metrics.json", identity, "cell")
-    if done:
-        print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
-        return done
     check_whole_number(cfg, "classifier.bucket_pool", "batches")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
