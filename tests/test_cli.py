@@ -205,13 +205,14 @@ def test_the_report_starts_without_torch_or_lightning(tmp_path):
 
 def test_a_finished_cell_is_skipped_without_torch_or_lightning(tmp_path):
     # A resumed sweep's finished cells (and gpu_check's copied ones) cost a job slot only briefly.
+    conf = str(Path(__file__).parents[1] / "conf")
     code = f"""
 import json, sys
 from pathlib import Path
 from hydra import compose, initialize_config_dir
 from lmft import finetune
 from lmft.identity import run_identity
-with initialize_config_dir(config_dir={str(Path(__file__).parents[1] / "conf")!r}, version_base="1.3"):
+with initialize_config_dir(config_dir={conf!r}, version_base="1.3"):
     cfg = compose("finetune", overrides=["experiment=smoke", "init=scratch"])
 cell = Path("cell")
 cell.mkdir()
