@@ -29,7 +29,7 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed ## Create .venv and install lmft with its dev tools (idempotent)
 
-run: $(BIN)/.installed ## The main job: pretrain + sweep + report for EXP (default quick: 20-36 min on 2 CPU cores, by CPU)
+run: $(BIN)/.installed ## The main job: pretrain + sweep + report for EXP (default quick: 17-36 min on 2 CPU cores, by CPU)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory pretrain sweep report EXP=$(EXP) ARGS="$(ARGS)" && \
 	echo "make run EXP=$(EXP): $$(( $$(date +%s) - start )) s wall time"

@@ -2,12 +2,13 @@
 # The reference experiment on one GPU, in one command (make gpu-check):
 #   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs), the 18
 #      cells (2 inits x 1,000/3,000/all labels x 3 seeds) on the one GPU through Hydra's
-#      joblib launcher, one sweep per arm, JOBS cells at a time each (it time-slices them,
-#      and one cell's Python overhead hides behind another's kernels), the report. The
-#      scratch arm's sweep starts LEAD_S (20) s before the LM expects to end, the pretrained
-#      arm's when the LM has written its encoder. JOBS is 8: the two arms then run at most 16
-#      cell processes, one per CPU core of the H200 machine (each runs its own Python training
-#      loop), and each arm's ninth cell, the smallest, starts when one ends. The GPU's
+#      joblib launcher, one sweep per arm, JOBS cells at a time each (through CUDA's MPS where
+#      the driver has it, their kernels run side by side; else by turns, and one cell's Python
+#      overhead hides behind another's kernels), the report. The scratch arm's sweep starts
+#      LEAD_S (20) s before the LM expects to end, the pretrained arm's when the LM has written
+#      its encoder. JOBS is 8: the two arms then run at most 16 cell processes, one per CPU
+#      core of the H200 machine (each runs its own Python training loop), and each arm's
+#      ninth cell, the smallest, starts when one ends. The GPU's
 #      utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log);
 #   2. the GPU tests (pytest -m gpu);
 #   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
@@ -71,12 +72,36 @@ C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.output
    "data.cache_dir=$WORK/cache" "lm.snapshots=${SNAPSHOTS:-[]}")
 # GPU utilisation twice a second from here to the end ($OUT/gpu_util.csv), so that a run shows
 # where the GPU waited (the protocol's part summed up after its report)
-smi=
+smi= mps=
+cleanup() { [ -z "$smi" ] || kill "$smi" 2>/dev/null; [ -z "$mps" ] || echo quit | nvidia-cuda-mps-control; }
+trap cleanup EXIT
 if [ "$TRAINER" = gpu ] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
     -lms 500 >"$OUT/gpu_util.csv" 2>/dev/null &
   smi=$!
-  trap 'kill $smi' EXIT
+fi
+# CUDA's Multi-Process Service (MPS=1, the default, where the driver ships its daemon): without
+# it the GPU serves the processes by turns, one kernel at a time, and a cell's small LSTM kernels
+# leave most of the chip idle; through MPS the cells' (and the LM's) kernels run side by side.
+# One CUDA context checks it before anything runs (else it is quit, and the processes take turns
+# as before); the daemon is quit at the end, so the machine is left as it was found.
+if [ "$TRAINER" = gpu ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY=$WORK/mps CUDA_MPS_LOG_DIRECTORY=$WORK/mps
+  mkdir -p "$WORK/mps"
+  nvidia-cuda-mps-control -d && mps=1
+  probe='import ctypes, sys
+cuda, ctx = ctypes.CDLL("libcuda.so.1"), ctypes.c_void_p()
+rc = cuda.cuInit(0) or cuda.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), 0)
+sys.exit(rc and f"CUDA error {rc} through MPS")'
+  if [ -n "$mps" ] && timeout 60 $PY -c "$probe"; then
+    stamp "MPS on: the processes' kernels share the GPU at once (MPS=0: by turns)"
+  else
+    stamp "MPS off: it did not start; the processes take turns on the GPU"
+    tail -n 5 "$WORK"/mps/*.log 2>/dev/null
+    [ -z "$mps" ] || echo quit | nvidia-cuda-mps-control
+    mps=
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  fi
 fi
 from=$(($(wc -l <"$OUT/log.txt") + 1))  # this run's lines of log.txt (a rerun appends)
 logged() { tail -n +"$from" "$OUT/log.txt" | grep -q "$1"; }
@@ -92,7 +117,7 @@ else
   # The scratch arm needs no LM: its sweep starts when the LM expects to end within LEAD_S s, so
   # its cells' start (Python, torch, the data: ~20 s with no GPU work) overlaps the LM's last
   # epochs, and their training the pretrained arm's start. (Cells that train beside the LM gain
-  # nothing: processes share the GPU by turns, 2026-11-28.)
+  # nothing without MPS: processes share the GPU by turns, 2026-11-28.)
   while kill -0 $lm 2>/dev/null; do
     left=$(lm_left)
     [ -n "$left" ] && [ "$left" -le "${LEAD_S:-20}" ] && break
