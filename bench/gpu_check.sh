@@ -9,7 +9,8 @@
 #      its encoder. JOBS is 8: the two arms then run at most 16 cell processes, one per CPU
 #      core of the H200 machine (each runs its own Python training loop), and each arm's
 #      ninth cell, the smallest, starts when one ends. The GPU's
-#      utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log);
+#      utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log), and the
+#      log ends with each cell's start, training, test and end on its clock (bench/timeline.py);
 #   2. the GPU tests (pytest -m gpu);
 #   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
 #      epochs;
@@ -54,6 +55,9 @@ have "${NEEDED[@]}" ||
   { echo "gpu-check: $PY lacks hydra-core or its joblib launcher: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 stamp() { echo "[gpu-check ${SECONDS}s] $*"; }
+began=$(($(date +%s) - SECONDS))  # the unix time of the log's 0 s
+# the sweep's cells on the log's clock: started, trained, tested, done (bench/timeline.py)
+timeline() { $PY bench/timeline.py "$RUNS/sweeps/$1" --since "$began" || stamp "no timeline"; }
 # The lines that match, each with the script's clock; line by line, so a call cut at its limit
 # logs all before the cut
 keep() { grep --line-buffered "$@" | while IFS= read -r l; do echo "[${SECONDS}s] $l"; done; }
@@ -137,6 +141,7 @@ else
   $PY -m lmft.report "${C[@]}" || stamp "report failed"
   pack
   stamp "protocol $EXP: pretrain $((t1 - t0)) s, then the sweeps $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
+  timeline "$EXP"
 fi
 if [ -n "$smi" ]; then  # (it samples on to the end of the script)
   awk -F', *' '{n++; s += $2; if ($2 < 5) z++} END {if (n) printf "GPU busy %.0f%% on average; below 5%% for %.0f s of %.0f s\n", s / n, z / 2, n / 2}' "$OUT/gpu_util.csv"
@@ -150,7 +155,7 @@ if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   # seed and LM; the finish check compares them): copied, not trained again
   for d in "$RUNS/sweeps/$EXP"/init=*,n={"$SIZE",all},seed=[0-2]; do
     to="$RUNS/sweeps/${EXP}_ablation/${d##*/},classifier.pooling=mean"
-    [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -r "$d" "$to"
+    [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -rp "$d" "$to"
   done
   # two sweeps side by side, JOBS cells at a time each: pooling x arms x all/SIZE labels (the
   # all-label cells first: they take longest), and the LM budgets x pooling at SIZE labels
@@ -163,6 +168,7 @@ if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   wait $pooling || stamp "pooling sweep failed"
   $PY -m lmft.report "${C[@]}" name="${EXP}_ablation" lm_name="$EXP" || stamp "ablation report failed"
   pack
+  timeline "${EXP}_ablation"
   stamp "ablation: $((SECONDS - t3)) s wall"
 fi
 
