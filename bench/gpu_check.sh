@@ -90,8 +90,9 @@ fi
 # One CUDA context checks it before anything runs (else it is quit, and the processes take turns
 # as before); the daemon is quit at the end, so the machine is left as it was found.
 if [ "$TRAINER" = gpu ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
-  export CUDA_MPS_PIPE_DIRECTORY=$WORK/mps CUDA_MPS_LOG_DIRECTORY=$WORK/mps
-  mkdir -p "$WORK/mps"
+  # its pipes and logs: an absolute path (the daemon leaves this folder), short (sockets' limit)
+  CUDA_MPS_PIPE_DIRECTORY=$(mktemp -d /tmp/lmft-mps.XXXXXX) || exit 1
+  export CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY=$CUDA_MPS_PIPE_DIRECTORY
   nvidia-cuda-mps-control -d && mps=1
   probe='import ctypes, sys
 cuda, ctx = ctypes.CDLL("libcuda.so.1"), ctypes.c_void_p()
@@ -101,7 +102,7 @@ sys.exit(rc and f"CUDA error {rc} through MPS")'
     stamp "MPS on: the processes' kernels share the GPU at once (MPS=0: by turns)"
   else
     stamp "MPS off: it did not start; the processes take turns on the GPU"
-    tail -n 5 "$WORK"/mps/*.log 2>/dev/null
+    tail -n 5 "$CUDA_MPS_LOG_DIRECTORY"/*.log 2>/dev/null
     [ -z "$mps" ] || echo quit | nvidia-cuda-mps-control
     mps=
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
