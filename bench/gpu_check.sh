@@ -8,9 +8,9 @@
 #      LEAD_S (20) s before the LM expects to end, the pretrained arm's when the LM has written
 #      its encoder. JOBS is 8: the two arms then run at most 16 cell processes, one per CPU
 #      core of the H200 machine (each runs its own Python training loop), and each arm's
-#      ninth cell, the smallest, starts when one ends. The GPU's
-#      utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up in the log), and the
-#      log ends with each cell's start, training, test and end on its clock (bench/timeline.py);
+#      ninth cell, the smallest, starts when one ends. The GPU's utilisation is sampled
+#      meanwhile ($OUT/gpu_util.csv, summed up in the log), and after each sweep the log gets
+#      each cell's start, training, test and end on its clock (bench/timeline.py);
 #   2. the GPU tests (pytest -m gpu);
 #   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
 #      epochs;
@@ -77,8 +77,8 @@ C=(experiment="$EXP" trainer="$TRAINER" trainer.progress_bar=false "paths.output
 # GPU utilisation twice a second from here to the end ($OUT/gpu_util.csv), so that a run shows
 # where the GPU waited (the protocol's part summed up after its report)
 smi= mps=
-cleanup() { [ -z "$smi" ] || kill "$smi" 2>/dev/null; [ -z "$mps" ] || echo quit | nvidia-cuda-mps-control; }
-trap cleanup EXIT
+mps_quit() { [ -z "$mps" ] || echo quit | nvidia-cuda-mps-control; mps=; }
+trap '[ -z "$smi" ] || kill "$smi" 2>/dev/null; mps_quit' EXIT
 if [ "$TRAINER" = gpu ] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
     -lms 500 >"$OUT/gpu_util.csv" 2>/dev/null &
@@ -103,8 +103,7 @@ sys.exit(rc and f"CUDA error {rc} through MPS")'
   else
     stamp "MPS off: it did not start; the processes take turns on the GPU"
     tail -n 5 "$CUDA_MPS_LOG_DIRECTORY"/*.log 2>/dev/null
-    [ -z "$mps" ] || echo quit | nvidia-cuda-mps-control
-    mps=
+    mps_quit
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
   fi
 fi
