@@ -4,9 +4,9 @@
 #      cells (2 inits x 1,000/3,000/all labels x 3 seeds) on the one GPU through Hydra's
 #      joblib launcher, one sweep per arm, JOBS cells at a time each (through CUDA's MPS where
 #      the driver has it, their kernels run side by side; else by turns, and one cell's Python
-#      overhead hides behind another's kernels), the report. The scratch arm's sweep starts
-#      LEAD_S (20) s before the LM expects to end, the pretrained arm's when the LM has written
-#      its encoder. JOBS is 8: the two arms then run at most 16 cell processes, one per CPU
+#      overhead hides behind another's kernels), the report. Both arms' sweeps start LEAD_S
+#      (20) s before the LM expects to end; the pretrained arm's cells wait for its encoder
+#      (up to WAIT_S, 120 s). JOBS is 8: the two arms then run at most 16 cell processes, one per CPU
 #      core of the H200 machine (each runs its own Python training loop), and each arm's
 #      ninth cell, the smallest, starts when one ends. The GPU's utilisation is sampled
 #      meanwhile ($OUT/gpu_util.csv, summed up in the log), and after each sweep the log gets
@@ -64,8 +64,9 @@ keep() { grep --line-buffered "$@" | while IFS= read -r l; do echo "[${SECONDS}s
 pack() { tar czf "$OUT/runs.tar.gz" --exclude='*.pt' --exclude='*.ckpt' -C "$WORK" runs; }
 late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s, BUDGET_S=$BUDGET_S"; }
 # A fine-tuning sweep of the protocol's settings and these overrides, JOBS cells at a time on the GPU
+# (niced: the LM, which the pretrained arm waits for, keeps its CPU while 16 cells start beside it)
 sweep() {
-  $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
+  nice -n 5 $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
     trainer.num_threads=1 data.num_workers=0 "$@" | keep -E '^\[finetune|error'
 }
 
@@ -108,7 +109,6 @@ sys.exit(rc and f"CUDA error {rc} through MPS")'
   fi
 fi
 from=$(($(wc -l <"$OUT/log.txt") + 1))  # this run's lines of log.txt (a rerun appends)
-logged() { tail -n +"$from" "$OUT/log.txt" | grep -q "$1"; }
 lm_left() { tail -n +"$from" "$OUT/log.txt" | sed -nE 's/.*\(([0-9]+) s left\).*/\1/p' | tail -1; }
 t0=$SECONDS
 stamp "protocol $EXP: pretrain (clock $(date +%T))"
@@ -118,26 +118,27 @@ if [ "${ABLATION:-0}" = only ]; then
   wait $lm
   stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
 else
-  # The scratch arm needs no LM: its sweep starts when the LM expects to end within LEAD_S s, so
-  # its cells' start (Python, torch, the data: ~20 s with no GPU work) overlaps the LM's last
-  # epochs, and their training the pretrained arm's start. (Cells that train beside the LM gain
-  # nothing without MPS: processes share the GPU by turns, 2026-11-28.)
+  # Both arms' sweeps start when the LM expects to end within LEAD_S s, so that their cells'
+  # start-up (Python, torch, Lightning, the data: ~20 s with no GPU work) overlaps the LM's last
+  # epochs: the scratch arm's cells then train beside the LM's end, and the pretrained arm's wait
+  # (init.wait_s, WAIT_S: what the LM's failure costs) for its encoder and start training the
+  # second it is there. (Cells that train beside the LM gain nothing without MPS: processes
+  # share the GPU by turns, 2026-11-28.)
   while kill -0 $lm 2>/dev/null; do
     left=$(lm_left)
     [ -n "$left" ] && [ "$left" -le "${LEAD_S:-20}" ] && break
     sleep 1
   done
-  stamp "protocol $EXP: the scratch arm's sweep starts ($JOBS cells at a time; the LM: ${left:-0} s left)"
+  stamp "protocol $EXP: both arms' sweeps start, $JOBS cells at a time each (the LM: ${left:-0} s left)"
   sweep init=scratch &
   scratch=$!
-  # the pretrained arm's, once the LM has written its encoder (not after the process's exit)
-  while kill -0 $lm 2>/dev/null && ! logged '^\[[0-9]*s\] \[pretrain\] done'; do sleep 1; done
-  t1=$SECONDS
-  stamp "protocol $EXP: the pretrained arm's sweep starts ($JOBS cells at a time)"
-  sweep init=pretrained || stamp "pretrained arm's sweep failed"
+  sweep init=pretrained init.wait_s="${WAIT_S:-120}" || stamp "pretrained arm's sweep failed"
   wait $scratch || stamp "scratch arm's sweep failed"
   wait $lm
   t2=$SECONDS
+  # the second the LM logged its encoder written (the pretrained cells' start)
+  t1=$(tail -n +"$from" "$OUT/log.txt" | sed -nE 's/^\[([0-9]+)s\] \[pretrain\] done.*/\1/p')
+  t1=${t1:-$t2}
   $PY -m lmft.report "${C[@]}" || stamp "report failed"
   pack
   stamp "protocol $EXP: pretrain $((t1 - t0)) s, then the sweeps $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"

@@ -190,6 +190,30 @@ def test_pretrained_without_pretrain_dir_names_the_command(cfg_for, overrides, t
     assert not (tmp_path / "cell" / "metrics.json").exists()
 
 
+def test_a_cell_started_before_its_lm_ends_waits_for_it(pretrained, cfg_for, overrides, capsys):
+    """init.wait_s: the cell waits while the LM's folder has no metrics.json, trains once it
+    appears, and gives up with the pretrain command after its time; waiting changes no result."""
+    cfg, _ = pretrained
+    lm = Path(cfg.paths.pretrain_dir)
+    aside = lm.with_name("aside")
+    lm.rename(aside)  # the LM "still trains": its folder is not there yet
+    late = threading.Timer(2, aside.rename, [lm])
+    late.start()
+    waiting = cfg_for("finetune", [*overrides, "data.train_size=40", "init.wait_s=60"])
+    out = Path(waiting.paths.sweep_dir) / waiting.cell
+    assert out.name == "init=pretrained,n=40,seed=0"  # not a result: not in the folder's name
+    m = finetune.run(waiting, out)
+    late.join()
+    said = capsys.readouterr().out
+    assert "waiting up to 60 s for the LM" in said and "the LM finished after" in said
+    assert finetune.run(cfg_for("finetune", [*overrides, "data.train_size=40"]), out) == m
+    lm.rename(aside)
+    short = cfg_for("finetune", [*overrides, "data.train_size=40", "seed=1", "init.wait_s=1"])
+    with pytest.raises(LmftError, match=r"finished pretraining run in .* \(waited 1 s\)"):
+        finetune.run(short, Path(short.paths.sweep_dir) / short.cell)
+    assert not (Path(short.paths.sweep_dir) / short.cell / "metrics.json").exists()
+
+
 def test_mismatched_or_truncated_encoder_is_a_clear_error(pretrained, cfg_for, overrides, tmp_path):
     cfg, _ = pretrained
     other_model = cfg_for("finetune", [*overrides, "model.hidden_size=24"])

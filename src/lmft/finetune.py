@@ -11,6 +11,7 @@ metrics.json is complete is skipped, so an interrupted sweep resumes where it st
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,22 @@ def pretrain_command(cfg: DictConfig, name: str | None = None, extra: tuple = ()
     return " ".join(["python -m lmft.pretrain", *task, *added])
 
 
+def wait_for_lm(pdir: Path, wanted: dict, remedy: str, wait_s: float) -> dict | None:
+    """The metrics of the finished LM in `pdir`, or None. A cell started while its LM still
+    trains (`init.wait_s`: bench/gpu_check.sh starts the pretrained arm before the LM ends, so
+    that the cells' start-up overlaps its last epochs) waits up to `wait_s` seconds for them."""
+    done = read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
+    if done is None and wait_s > 0:
+        print(f"[finetune] waiting up to {wait_s} s for the LM in {pdir} to finish", flush=True)
+        t0 = time.monotonic()
+        while done is None and time.monotonic() - t0 < wait_s:
+            time.sleep(1)
+            done = read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
+        if done is not None:
+            print(f"[finetune] the LM finished after {time.monotonic() - t0:.0f} s", flush=True)
+    return done
+
+
 def pretrained_state(
     cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str
 ) -> tuple[dict, dict]:
@@ -65,9 +82,12 @@ def pretrained_state(
         f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
     )
     wanted = run_identity(cfg, "pretrain")
-    done = read_finished(pdir / "metrics.json", wanted, "pretraining", other)
+    done = wait_for_lm(pdir, wanted, other, cfg.init.wait_s)
     if done is None:
-        raise LmftError(f"init=pretrained needs a finished pretraining run in {pdir}. {remedy}")
+        waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s else ""
+        raise LmftError(
+            f"init=pretrained needs a finished pretraining run in {pdir}{waited}. {remedy}"
+        )
     epoch = cfg.init.lm_epoch
     if epoch == done["epochs"]:
         epoch = None  # the last epoch's encoder is encoder.pt

@@ -34,6 +34,7 @@ NOT_RESULTS = frozenset(
         "data.num_workers",
         "data.anchors",  # published numbers the report prints
         "classifier.save_model",
+        "init.wait_s",  # how long a cell waits for its LM to finish
         "classifier.eval_batch_size",  # a text's outputs never depend on its batch (float noise)
         "lm.loss_impl",  # one softmax computed two ways (equal up to float noise; tested)
         "lm.snapshots",  # which epochs' encoders are kept besides the last
