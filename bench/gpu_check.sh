@@ -6,9 +6,9 @@
 #      the driver has it, their kernels run side by side; else by turns, and one cell's Python
 #      overhead hides behind another's kernels), the report. Both arms' sweeps start LEAD_S
 #      (20) s before the LM expects to end; the pretrained arm's cells wait for its encoder
-#      (up to WAIT_S, 120 s). JOBS is 8: the two arms then run at most 16 cell processes, one per CPU
-#      core of the H200 machine (each runs its own Python training loop), and each arm's
-#      ninth cell, the smallest, starts when one ends. The GPU's utilisation is sampled
+#      (up to WAIT_S, 120 s). JOBS is 8: the two arms then run at most 16 cell processes, one
+#      per CPU core of the H200 machine (each runs its own Python training loop), and each
+#      arm's ninth cell, the smallest, starts when one ends. The GPU's utilisation is sampled
 #      meanwhile ($OUT/gpu_util.csv, summed up in the log), and after each sweep the log gets
 #      each cell's start, training, test and end on its clock (bench/timeline.py);
 #   2. the GPU tests (pytest -m gpu);
