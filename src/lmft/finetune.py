@@ -84,7 +84,7 @@ def pretrained_state(
     wanted = run_identity(cfg, "pretrain")
     done = wait_for_lm(pdir, wanted, other, cfg.init.wait_s)
     if done is None:
-        waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s else ""
+        waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s > 0 else ""
         raise LmftError(
             f"init=pretrained needs a finished pretraining run in {pdir}{waited}. {remedy}"
         )
