@@ -109,7 +109,9 @@ sys.exit(rc and f"CUDA error {rc} through MPS")'
   fi
 fi
 from=$(($(wc -l <"$OUT/log.txt") + 1))  # this run's lines of log.txt (a rerun appends)
-lm_left() { tail -n +"$from" "$OUT/log.txt" | sed -nE 's/.*\(([0-9]+) s left\).*/\1/p' | tail -1; }
+# the value (the regex's group) in the last line of this run's log that matches the regex
+logged() { tail -n +"$from" "$OUT/log.txt" | sed -nE "s/$1/\\1/p" | tail -1; }
+lm_left() { logged '.*\(([0-9]+) s left\).*'; }
 t0=$SECONDS
 stamp "protocol $EXP: pretrain (clock $(date +%T))"
 { $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || stamp "pretrain failed"; } &
@@ -137,7 +139,7 @@ else
   wait $lm
   t2=$SECONDS
   # the second the LM logged its encoder written (the pretrained cells' start)
-  t1=$(tail -n +"$from" "$OUT/log.txt" | sed -nE 's/^\[([0-9]+)s\] \[pretrain\] done.*/\1/p')
+  t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')
   t1=${t1:-$t2}
   $PY -m lmft.report "${C[@]}" || stamp "report failed"
   pack

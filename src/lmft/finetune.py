@@ -54,13 +54,16 @@ def wait_for_lm(pdir: Path, wanted: dict, remedy: str, wait_s: float) -> dict | 
     """The metrics of the finished LM in `pdir`, or None. A cell started while its LM still
     trains (`init.wait_s`: bench/gpu_check.sh starts the pretrained arm before the LM ends, so
     that the cells' start-up overlaps its last epochs) waits up to `wait_s` seconds for them."""
-    done = read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
+
+    def finished() -> dict | None:
+        return read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
+
+    done = finished()
     if done is None and wait_s > 0:
         print(f"[finetune] waiting up to {wait_s} s for the LM in {pdir} to finish", flush=True)
         t0 = time.monotonic()
-        while done is None and time.monotonic() - t0 < wait_s:
+        while (done := finished()) is None and time.monotonic() - t0 < wait_s:
             time.sleep(1)
-            done = read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
         if done is not None:
             print(f"[finetune] the LM finished after {time.monotonic() - t0:.0f} s", flush=True)
     return done
