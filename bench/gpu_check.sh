@@ -114,16 +114,20 @@ logged() { tail -n +"$from" "$OUT/log.txt" | sed -nE "s/$1/\\1/p" | tail -1; }
 lm_left() { logged '.*\(([0-9]+) s left\).*'; }
 t0=$SECONDS
 stamp "protocol $EXP: pretrain (clock $(date +%T))"
-{ $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || stamp "pretrain failed"; } &
+{ $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || { stamp "pretrain failed"; exit 1; }; } &
 lm=$!
+# lm_end waits for the LM and keeps its exit status (its block exits 1 when pretrain failed);
+# lm_failed: whether it has ended without its encoder (while it runs: no)
+lm_rc=
+lm_end() { [ -n "$lm_rc" ] || { wait $lm; lm_rc=$?; }; }
+lm_failed() { ! kill -0 $lm 2>/dev/null && lm_end && [ "$lm_rc" != 0 ]; }
 if [ "${ABLATION:-0}" = only ]; then
-  wait $lm
-  stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
+  lm_end
 else
   # Both arms' sweeps start when the LM expects to end within LEAD_S s, so that their cells'
   # start-up (Python, torch, Lightning, the data: ~20 s with no GPU work) overlaps the LM's last
   # epochs: the scratch arm's cells then train beside the LM's end, and the pretrained arm's wait
-  # (init.wait_s, WAIT_S: what the LM's failure costs) for its encoder and start training the
+  # (init.wait_s, WAIT_S: what the LM's failure then costs) for its encoder and start training the
   # second it is there. (Cells that train beside the LM gain nothing without MPS: processes
   # share the GPU by turns, 2026-11-28.)
   while kill -0 $lm 2>/dev/null; do
@@ -131,12 +135,20 @@ else
     [ -n "$left" ] && [ "$left" -le "${LEAD_S:-20}" ] && break
     sleep 1
   done
+fi
+# An LM that failed before the sweeps began (a CUDA or MPS fault shows in its first seconds) ends
+# the protocol at once: its sweeps would only wait for it, and a rerun needs the time
+if lm_failed; then
+  stamp "protocol $EXP: the LM failed (its error is above): no sweep or report"
+elif [ "${ABLATION:-0}" = only ]; then
+  stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
+else
   stamp "protocol $EXP: both arms' sweeps start, $JOBS cells at a time each (the LM: ${left:-0} s left)"
   sweep init=scratch &
   scratch=$!
   sweep init=pretrained init.wait_s="${WAIT_S:-120}" || stamp "pretrained arm's sweep failed"
   wait $scratch || stamp "scratch arm's sweep failed"
-  wait $lm
+  lm_end
   t2=$SECONDS
   # the second the LM logged its encoder written (the pretrained cells' start)
   t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')
@@ -151,7 +163,9 @@ if [ -n "$smi" ]; then  # (it samples on to the end of the script)
 fi
 t3=$SECONDS
 
-if [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
+if [ "${ABLATION:-0}" != 0 ] && lm_failed; then
+  stamp "skipped ablation: the LM failed"
+elif [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   A=(name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2)
   epochs=${SNAPSHOTS:-[]} SIZE=${ABLATION_SIZE:-1000}
   # the protocol's cells at these sizes are the pooling sweep's mean-pooling ones (same settings,
