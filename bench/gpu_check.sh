@@ -121,14 +121,16 @@ lm=$!
 lm_rc=
 lm_end() { [ -n "$lm_rc" ] || { wait $lm; lm_rc=$?; }; }
 lm_failed() { ! kill -0 $lm 2>/dev/null && lm_end && [ "$lm_rc" != 0 ]; }
+# a process and all below it (a sweep: its Hydra process and the joblib launcher's workers)
+kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null; }
 if [ "${ABLATION:-0}" = only ]; then
   lm_end
 else
   # Both arms' sweeps start when the LM expects to end within LEAD_S s, so that their cells'
   # start-up (Python, torch, Lightning, the data: ~20 s with no GPU work) overlaps the LM's last
   # epochs: the scratch arm's cells then train beside the LM's end, and the pretrained arm's wait
-  # (init.wait_s, WAIT_S: what the LM's failure then costs) for its encoder and start training the
-  # second it is there. (Cells that train beside the LM gain nothing without MPS: processes
+  # (init.wait_s, up to WAIT_S) for its encoder and start training the second it is there (an LM
+  # that fails meanwhile stops both sweeps). (Cells that train beside the LM gain nothing without MPS: processes
   # share the GPU by turns, 2026-11-28.)
   while kill -0 $lm 2>/dev/null; do
     left=$(lm_left)
@@ -146,17 +148,24 @@ else
   stamp "protocol $EXP: both arms' sweeps start, $JOBS cells at a time each (the LM: ${left:-0} s left)"
   sweep init=scratch &
   scratch=$!
-  sweep init=pretrained init.wait_s="${WAIT_S:-120}" || stamp "pretrained arm's sweep failed"
-  wait $scratch || stamp "scratch arm's sweep failed"
+  sweep init=pretrained init.wait_s="${WAIT_S:-120}" &
+  pretrained=$!
   lm_end
-  t2=$SECONDS
-  # the second the LM logged its encoder written (the pretrained cells' start)
-  t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')
-  t1=${t1:-$t2}
-  $PY -m lmft.report "${C[@]}" || stamp "report failed"
-  pack
-  stamp "protocol $EXP: pretrain $((t1 - t0)) s, then the sweeps $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
-  timeline "$EXP"
+  if [ "$lm_rc" != 0 ]; then  # its pretrained cells would wait WAIT_S each, for nothing
+    stamp "protocol $EXP: the LM failed (its error is above): both sweeps stopped; no report"
+    kill_tree $pretrained; kill_tree $scratch; wait $pretrained $scratch
+  else
+    wait $pretrained || stamp "pretrained arm's sweep failed"
+    wait $scratch || stamp "scratch arm's sweep failed"
+    t2=$SECONDS
+    # the second the LM logged its encoder written (the pretrained cells' start)
+    t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')
+    t1=${t1:-$t2}
+    $PY -m lmft.report "${C[@]}" || stamp "report failed"
+    pack
+    stamp "protocol $EXP: pretrain $((t1 - t0)) s, then the sweeps $((t2 - t1)) s, report $((SECONDS - t2)) s; total $((SECONDS - t0)) s wall"
+    timeline "$EXP"
+  fi
 fi
 if [ -n "$smi" ]; then  # (it samples on to the end of the script)
   awk -F', *' '{n++; s += $2; if ($2 < 5) z++} END {if (n) printf "GPU busy %.0f%% on average; below 5%% for %.0f s of %.0f s\n", s / n, z / 2, n / 2}' "$OUT/gpu_util.csv"
