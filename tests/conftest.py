@@ -69,6 +69,31 @@ def overrides(fake_archive, tmp_path) -> list[str]:
 
 
 @pytest.fixture
+def ulmfit_overrides() -> tuple[list[str], list[str]]:
+    """The ulmfit preset's switches at smoke size: the LM's (a 2-layer AWD-LSTM, tied
+    softmax), and what fine-tuning adds (ULMFiT's rates, schedule, unfreezing and pooling;
+    3 epochs, so that unfreezing reaches every layer group)."""
+    awd = [
+        "model.num_layers=2",
+        "model.output_size=32",
+        "model.embed_dim=32",
+        "model.embed_dropout=0.05",
+        "model.input_dropout=0.1",
+        "model.dropout=0.1",
+        "model.weight_dropout=0.2",
+        "lm.tie_weights=true",
+    ]
+    tune = [
+        "classifier.lr_decay=2.6",
+        "classifier.schedule=slanted_triangular",
+        "classifier.gradual_unfreeze=true",
+        "classifier.pooling=concat",
+        "classifier.epochs=3",
+    ]
+    return awd, tune
+
+
+@pytest.fixture
 def cfg_for():
     def make(stage: str, overrides: list[str], hydra: bool = False):
         with initialize_config_dir(config_dir=CONF, version_base="1.3"):

@@ -79,10 +79,15 @@ def test_fused_softmax_passes_its_check_here(dtype):
     assert fused_check(84640, 512, torch.device("cuda"), dtype) is None
 
 
-def test_smoke_stages_on_gpu(cfg_for, overrides):
-    ov = [*overrides, "trainer=gpu", "lm.loss_impl=fused"]
+@pytest.mark.parametrize("recipe", ["smoke", "ulmfit"])
+def test_stages_learn_on_gpu(cfg_for, overrides, ulmfit_overrides, recipe):
+    """Both stages in bf16 with the fused softmax: the smoke preset, and the ulmfit preset's
+    switches (DropConnect through functional_call on cuDNN's LSTM, the tied softmax fused)."""
+    awd, tune = ulmfit_overrides if recipe == "ulmfit" else ([], [])
+    ov = [*overrides, *awd, "trainer=gpu", "lm.loss_impl=fused"]
     cfg = cfg_for("pretrain", ov)
-    assert pretrain.run(cfg, Path(cfg.paths.pretrain_dir))["val/ppl"] > 0
-    cfg = cfg_for("finetune", ov)
+    m = pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    assert m["history"][-1]["val/ppl"] < m["history"][0]["val/ppl"]
+    cfg = cfg_for("finetune", [*ov, *tune])
     m = finetune.run(cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
     assert 0 <= m["test/acc"] <= 1

@@ -279,30 +279,12 @@ def test_gradient_clipping_reaches_the_trainer(cfg_for, overrides, tmp_path):
     assert make_trainer(cfg, tmp_path, 1, []).gradient_clip_val == 0.25
 
 
-AWD_SMOKE = [
-    "model.num_layers=2",
-    "model.output_size=32",
-    "model.embed_dim=32",
-    "model.embed_dropout=0.05",
-    "model.input_dropout=0.1",
-    "model.dropout=0.1",
-    "model.weight_dropout=0.2",
-    "lm.tie_weights=true",
-]
-
-
-def test_ulmfit_options_run_end_to_end(cfg_for, overrides, tmp_path):
-    cfg = cfg_for("pretrain", [*overrides, *AWD_SMOKE])
+def test_ulmfit_options_run_end_to_end(cfg_for, overrides, ulmfit_overrides, tmp_path):
+    awd, tune = ulmfit_overrides
+    cfg = cfg_for("pretrain", [*overrides, *awd])
     m = pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
     assert m["history"][-1]["val/ppl"] < m["history"][0]["val/ppl"]
-    tune = [
-        "classifier.lr_decay=2.6",
-        "classifier.schedule=slanted_triangular",
-        "classifier.gradual_unfreeze=true",
-        "classifier.pooling=concat",
-        "classifier.epochs=3",
-    ]
-    cfg = cfg_for("finetune", [*overrides, *AWD_SMOKE, *tune, "data.train_size=60"])
+    cfg = cfg_for("finetune", [*overrides, *awd, *tune, "data.train_size=60"])
     m = finetune.run(cfg, tmp_path / "cell")
     assert len(m["history"]) == 3 and 0 <= m["test/acc"] <= 1
 
