@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The reference experiment on one GPU, in one command (make gpu-check):
-#   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs), the 18
-#      cells (2 inits x 1,000/3,000/all labels x 3 seeds) on the one GPU through Hydra's
-#      joblib launcher, one sweep per arm, JOBS cells at a time each (through CUDA's MPS where
-#      the driver has it, their kernels run side by side; else by turns, and one cell's Python
-#      overhead hides behind another's kernels), the report. Both arms' sweeps start LEAD_S
-#      (20) s before the LM expects to end; the pretrained arm's cells wait for its encoder
-#      (up to WAIT_S, 120 s). JOBS is 8: the two arms then run at most 16 cell processes, one
-#      per CPU core of the H200 machine (each runs its own Python training loop), and each
-#      arm's ninth cell, the smallest, starts when one ends. The GPU's utilisation is sampled
-#      meanwhile ($OUT/gpu_util.csv, summed up in the log), and after each sweep the log gets
-#      each cell's start, training, test and end on its clock (bench/timeline.py);
+#   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs), the 18 cells
+#      (2 inits x 1,000/3,000/all labels x 3 seeds; GRID: Hydra overrides over the preset's
+#      grid) on the one GPU through Hydra's joblib launcher, one sweep per arm, JOBS cells at
+#      a time each (through CUDA's MPS where the driver has it, their kernels run side by
+#      side; else by turns, and one cell's Python overhead hides behind another's kernels),
+#      the report. Both arms' sweeps start LEAD_S (20) s before the LM expects to end; the
+#      pretrained arm's cells wait for its encoder (up to WAIT_S, 120 s). JOBS is 8: the two
+#      arms then run at most 16 cell processes, one per CPU core of the H200 machine (each
+#      runs its own Python training loop), and each arm's ninth cell, the smallest, starts
+#      when one ends. The GPU's utilisation is sampled meanwhile ($OUT/gpu_util.csv, summed up
+#      in the log), and after each sweep the log gets each cell's start, training, test and
+#      end on its clock (bench/timeline.py);
 #   2. the GPU tests (pytest -m gpu);
 #   3. a 2-epoch LM at the reference's batch 32, to compare with the protocol's LM at equal
 #      epochs;
@@ -40,6 +41,7 @@ BUDGET_S=${BUDGET_S:-590}  # steps 2-6 start only if they can end within this ma
 PY=${PYTHON:-python3}
 TRAINER=${TRAINER:-gpu}  # cpu: a dry run of this script on a machine without a GPU
 WORK=${WORK:-$OUT}
+GRID=${GRID:-}  # for example EXP=ulmfit GRID="data.train_size=all,1000,100 seed=0,1,2"
 RUNS=$WORK/runs
 mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/log.txt") 2>&1
@@ -130,8 +132,8 @@ else
   # start-up (Python, torch, Lightning, the data: ~20 s with no GPU work) overlaps the LM's last
   # epochs: the scratch arm's cells then train beside the LM's end, and the pretrained arm's wait
   # (init.wait_s, up to WAIT_S) for its encoder and start training the second it is there (an LM
-  # that fails meanwhile stops both sweeps). (Cells that train beside the LM gain nothing without MPS: processes
-  # share the GPU by turns, 2026-11-28.)
+  # that fails meanwhile stops both sweeps). (Cells that train beside the LM gain nothing
+  # without MPS: processes share the GPU by turns, 2026-11-28.)
   while kill -0 $lm 2>/dev/null; do
     left=$(lm_left)
     [ -n "$left" ] && [ "$left" -le "${LEAD_S:-20}" ] && break
@@ -146,9 +148,9 @@ elif [ "${ABLATION:-0}" = only ]; then
   stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
 else
   stamp "protocol $EXP: both arms' sweeps start, $JOBS cells at a time each (the LM: ${left:-0} s left)"
-  sweep init=scratch &
+  sweep init=scratch $GRID &
   scratch=$!
-  sweep init=pretrained init.wait_s="${WAIT_S:-120}" &
+  sweep init=pretrained init.wait_s="${WAIT_S:-120}" $GRID &
   pretrained=$!
   lm_end
   if [ "$lm_rc" != 0 ]; then  # its pretrained cells would wait WAIT_S each, for nothing
