@@ -69,7 +69,7 @@ bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a pl
 	$(BIN)/python bench/bench.py --exp $(EXP) $(ARGS)
 
 # What an offline GPU box (python3.12, torch + triton there) may lack, for bench/gpu_check.sh.
-GPU_WHEELS := hydra-core==1.3.2 omegaconf==2.3.0 hydra-joblib-launcher==1.2.0 liger-kernel==0.8.5 keras==3.15.1 namex==0.1.0 optree==0.20.0
+GPU_WHEELS := hydra-core==1.3.2 omegaconf==2.3.0 hydra-joblib-launcher==1.2.0 liger-kernel==0.8.5 keras==3.15.1 namex==0.1.0 optree==0.20.0 scikit-learn==1.9.1 threadpoolctl==3.8.0
 GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64,--platform $(p))
 
 gpu-wheels: $(BIN)/.installed ## Download into bench/wheels what gpu-check installs on an offline GPU box (Python 3.12)

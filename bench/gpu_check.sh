@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The reference experiment on one GPU, in one command (make gpu-check):
-#   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs), the 18 cells
+#   1. the protocol of preset EXP (default seed), timed: pretrain (60 LM epochs) with the linear
+#      baseline's 9 cells beside it on the CPU, the 18 neural cells
 #      (2 inits x 1,000/3,000/all labels x 3 seeds; GRID: Hydra overrides over the preset's
 #      grid) on the one GPU through Hydra's joblib launcher, one sweep per arm, JOBS cells at
 #      a time each (through CUDA's MPS where the driver has it, their kernels run side by
@@ -49,7 +50,7 @@ SITE=/tmp/lmft-site  # where bench/wheels goes; a rerun on the same machine find
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}:$SITE"
 # finds the modules without importing them (liger-kernel would import torch and Triton)
 have() { $PY -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, sys.argv[1:])))" "$@" 2>/dev/null; }
-NEEDED=(hydra omegaconf hydra_plugins.hydra_joblib_launcher)  # without them nothing runs
+NEEDED=(hydra omegaconf hydra_plugins.hydra_joblib_launcher sklearn)  # without them nothing runs
 if ! have "${NEEDED[@]}" liger_kernel keras && ls bench/wheels/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --target "$SITE" bench/wheels/*.whl || exit 1
 fi
@@ -69,7 +70,7 @@ late() { [ $((SECONDS + $2)) -gt "$BUDGET_S" ] && stamp "skipped $1: needs ~$2 s
 # (niced: the LM, which the pretrained arm waits for, keeps its CPU while 16 cells start beside it)
 sweep() {
   nice -n 5 $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
-    trainer.num_threads=1 data.num_workers=0 "$@" | keep -E '^\[finetune|error'
+    trainer.num_threads=1 data.num_workers=0 "$@" | keep -iE '^\[finetune|error'
 }
 
 # SNAPSHOTS: the LM also keeps its encoder after these epochs (lm.snapshots, not part of its
@@ -118,6 +119,9 @@ t0=$SECONDS
 stamp "protocol $EXP: pretrain (clock $(date +%T))"
 { $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || { stamp "pretrain failed"; exit 1; }; } &
 lm=$!
+# the linear baseline's cells (scikit-learn, CPU only) train beside the LM, a few at a time
+baseline=
+[ "${ABLATION:-0}" = only ] || { JOBS=3 sweep init=baseline $GRID & baseline=$!; }
 # lm_end waits for the LM and keeps its exit status (its block exits 1 when pretrain failed);
 # lm_failed: whether it has ended without its encoder (while it runs: no)
 lm_rc=
@@ -144,6 +148,7 @@ fi
 # the protocol at once: its sweeps would only wait for it, and a rerun needs the time
 if lm_failed; then
   stamp "protocol $EXP: the LM failed (its error is above): no sweep or report"
+  kill_tree $baseline
 elif [ "${ABLATION:-0}" = only ]; then
   stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
 else
@@ -155,10 +160,12 @@ else
   lm_end
   if [ "$lm_rc" != 0 ]; then  # its pretrained cells would wait WAIT_S each, for nothing
     stamp "protocol $EXP: the LM failed (its error is above): both sweeps stopped; no report"
-    kill_tree $pretrained; kill_tree $scratch; wait $pretrained $scratch
+    kill_tree $pretrained; kill_tree $scratch; kill_tree $baseline
+    wait $pretrained $scratch $baseline
   else
     wait $pretrained || stamp "pretrained arm's sweep failed"
     wait $scratch || stamp "scratch arm's sweep failed"
+    wait $baseline || stamp "baseline arm's sweep failed"
     t2=$SECONDS
     # the second the LM logged its encoder written (the pretrained cells' start)
     t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')

@@ -29,7 +29,7 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     sweep = tmp_path / "outputs/sweeps/smoke"
     cells = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").exists())
     assert cells == [
-        f"init={i},n={n},seed=0" for i in ("pretrained", "scratch") for n in (50, "all")
+        f"init={i},n={n},seed=0" for i in ("baseline", "pretrained", "scratch") for n in (50, "all")
     ]
 
     # interrupted sweep: one cell lost its metrics -> only that one reruns
@@ -37,7 +37,7 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     r = cli("lmft.finetune", "-m", "experiment=smoke", *ov, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (
-        r.stdout.count("already finished") == 3
+        r.stdout.count("already finished") == 5
         and r.stdout.count("[finetune] init=scratch,n=50") == 1
     )
 
@@ -47,16 +47,16 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     rows = list(csv.DictReader((report / "summary.csv").read_text().splitlines()))
     assert {(x["init"], x["train_size"]) for x in rows} == {
         (i, n)
-        for i in ("pretrained", "scratch")
+        for i in ("pretrained", "scratch", "baseline")
         for n in ("50", "190")  # all = 240 - 50 (val)
     }
     assert {"n_seeds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
-    for f in ("learning_curve.png", "epochs.png", "summary.md", "gaps.csv"):
+    for f in ("learning_curve.png", "epochs.png", "summary.md", "gaps.csv", "baseline_gaps.csv"):
         assert (report / f).stat().st_size > 0, f
-    assert "Gap = pretrained" in r.stdout
+    assert "Gap = pretrained" in r.stdout and "Against the linear baseline" in r.stdout
     recorded = json.loads((report / "cells.json").read_text())
-    assert len(recorded) == 4 and all(
-        c["provenance"]["torch"] and c["identity"]["model"] for c in recorded
+    assert len(recorded) == 6 and all(
+        c["provenance"]["torch"] and c["identity"]["data"] for c in recorded
     )
 
 
@@ -97,7 +97,7 @@ def test_joblib_launcher_gives_the_same_cells(overrides, tmp_path):
             p.parent.name: json.loads(p.read_text())["test/acc"]
             for p in sweep.glob("*/metrics.json")
         }
-    assert len(results["basic"]) == 4 and results["joblib"] == results["basic"]
+    assert len(results["basic"]) == 6 and results["joblib"] == results["basic"]
 
 
 def test_refused_sizes_leave_no_cell_folder(overrides, tmp_path):
@@ -144,13 +144,15 @@ def test_any_key_is_a_sweep_axis_with_a_folder_per_combination(overrides, tmp_pa
     r = cli("lmft.finetune", *sweep, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     cells = tmp_path / "outputs/sweeps/smoke"
+    # the baseline reads no classifier setting: one folder, trained once, for both recipes
     assert sorted(p.name for p in cells.glob("*/metrics.json") for p in [p.parent]) == [
-        f"init={i},n=50,seed=0,classifier.pooling={p}"
-        for i in ("pretrained", "scratch")
-        for p in ("max", "mean")
-    ]
-    r = cli("lmft.finetune", *sweep, cwd=tmp_path)  # a rerun skips all four
-    assert r.returncode == 0 and r.stdout.count("already finished") == 4
+        "init=baseline,n=50,seed=0",
+        *(f"init={i},n=50,seed=0,classifier.pooling={p}"
+          for i in ("pretrained", "scratch") for p in ("max", "mean")),
+    ]  # fmt: skip
+    assert r.stdout.count("already finished") == 1
+    r = cli("lmft.finetune", *sweep, cwd=tmp_path)  # a rerun skips all six jobs
+    assert r.returncode == 0 and r.stdout.count("already finished") == 6
     r = cli("lmft.report", "experiment=smoke", f"paths.outputs={tmp_path}/outputs", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "| classifier.pooling=max | pretrained | 50 |" in r.stdout
@@ -175,7 +177,9 @@ def test_a_transformer_goes_through_every_stage(overrides, tmp_path):
     ov = [o for o in overrides if not o.startswith("experiment=")]
     ov += ["experiment=smoke", "model=transformer", "name=smoke_tf", "model.num_layers=2"]
     assert cli("lmft.pretrain", *ov, cwd=tmp_path).returncode == 0
-    r = cli("lmft.finetune", "-m", *ov, "data.train_size=50", cwd=tmp_path)
+    r = cli(
+        "lmft.finetune", "-m", *ov, "data.train_size=50", "init=pretrained,scratch", cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     sweep = tmp_path / "outputs/sweeps/smoke_tf"
     cells = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").exists())

@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 
 from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
 from lmft.data.corpus import build_tokenizer, cache_key
-from lmft.data.datamodules import BucketBatchSampler, parse_train_size
+from lmft.data.datamodules import BucketBatchSampler
 from lmft.data.imdb import ENV_VAR, find_archive, read_imdb
-from lmft.data.splits import balanced_subset, validation_indices
+from lmft.data.splits import balanced_subset, parse_train_size, validation_indices
 from lmft.errors import LmftError
 
 TASK = OmegaConf.load("conf/pretrain_data/task.yaml")  # the LM reads the task's own texts

@@ -61,7 +61,7 @@ def test_sweep_killed_reruns_only_unfinished_cells(overrides, tmp_path):
         == 0
     )
     sweep = ["lmft.finetune", "-m", "experiment=smoke", *ov]
-    run_until(sweep, tmp_path, "[finetune] init=pretrained,n=all")  # 2 of 4 cells done
+    run_until(sweep, tmp_path, "[finetune] init=pretrained,n=all")  # 2 of 6 cells done
     cells = tmp_path / "outputs/sweeps/smoke"
     done = {p.parent.name: p.stat().st_mtime_ns for p in cells.glob("*/metrics.json")}
     assert set(done) == {"init=pretrained,n=50,seed=0", "init=pretrained,n=all,seed=0"}
@@ -71,7 +71,7 @@ def test_sweep_killed_reruns_only_unfinished_cells(overrides, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("already finished") == 2
     after = {p.parent.name: p.stat().st_mtime_ns for p in cells.glob("*/metrics.json")}
-    assert len(after) == 4 and all(after[k] == v for k, v in done.items())  # untouched
+    assert len(after) == 6 and all(after[k] == v for k, v in done.items())  # untouched
 
 
 def test_pretrain_stopped_after_its_last_checkpoint_finishes_on_rerun(overrides, tmp_path):

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf, open_dict
 
 from lmft.data.corpus import cache_key
 from lmft.finetune import pretrain_command
-from lmft.identity import AFTER_TOKENS, FINETUNE_ONLY, NOT_RESULTS, STAGE_SECTIONS, run_identity
+from lmft.identity import AFTER_TOKENS, NOT_RESULTS, STAGE_SECTIONS, UNREAD, run_identity
 from lmft.resolvers import cell_name, register
 from lmft.results import provenance
 
@@ -41,7 +41,7 @@ def test_identities_keep_every_key_but_the_declared_ones(cfg_for, exp):
         in_sections = {k for k in every if k.split(".")[0] in STAGE_SECTIONS[stage]}
         assert kept & NOT_RESULTS == set()
         left_out = {k for k in in_sections - kept if not k.startswith("data.anchors.")}
-        assert left_out <= NOT_RESULTS | (FINETUNE_ONLY if stage == "pretrain" else set())
+        assert left_out <= NOT_RESULTS | UNREAD.get(stage, set())
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_launchers_give_the_basic_launchers_cells_and_report(ov, tmp_path, launc
             cwd=tmp_path,
         )
         reports[name] = (tmp_path / f"r{name}/summary.csv").read_text()
-        assert len(list(sweep.glob("*/metrics.json"))) == 4
+        assert len(list(sweep.glob("*/metrics.json"))) == 6  # 2 arms + the baseline x 2 sizes
     assert reports[launcher] == reports["basic"]
     if launcher == "local":  # submitit's submission files, as a cluster would get them
         assert list((tmp_path / "local/.submitit").glob("*/*_submitted.pkl"))

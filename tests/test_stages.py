@@ -34,7 +34,7 @@ def test_seed_preset_is_the_reference(cfg_for):
     assert c.lm.adam_eps == c.classifier.adam_eps == 1e-7
     # the reference's grid; the largest cells first (the launcher starts them in this order)
     grid = c.hydra.sweeper.params
-    assert dict(grid) == {"data.train_size": "all,3000,1000", "init": "pretrained,scratch",
+    assert dict(grid) == {"data.train_size": "all,3000,1000", "init": "pretrained,scratch,baseline",
                           "seed": "0,1,2"}  # fmt: skip
     assert list(grid)[0] == "data.train_size"
 

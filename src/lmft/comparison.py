@@ -1,5 +1,6 @@
 """A sweep's cells, compared: loading, grouping by recipe, arm, size and LM budget, paired
-pretrained − scratch gaps with t-intervals, and best recipe against best recipe."""
+pretrained − scratch gaps with t-intervals, each neural arm against the linear baseline, and
+best recipe against best recipe."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from scipy import stats
 
 from lmft.errors import LmftError
 
-ARMS = ("pretrained", "scratch")
+ARMS = ("pretrained", "scratch")  # the neural arms
+BASELINE = "baseline"  # the linear yardstick (lmft.baseline): no recipe, no LM
+ORDER = {"pretrained": 0, "scratch": 1, BASELINE: 2}  # rows of a size, in this order
 REQUIRED = ("init", "train_size", "seed", "test/acc", "test/acc_at_best_val", "history")
 
 
@@ -71,9 +74,11 @@ def budgets(cells: list[dict]) -> list[int]:
 
 
 def varying_keys(cells: list[dict]) -> list[str]:
-    """Settings (dotted keys of the cells' identities) that differ between cells, beyond the
-    arm, seed and size: the sweep's other axes (e.g. classifier.pooling)."""
-    flat = [flatten(c.get("identity") or {}) for c in cells]
+    """Settings (dotted keys of the neural cells' identities) that differ between them, beyond
+    the arm, seed and size: the sweep's other axes (e.g. classifier.pooling)."""
+    flat = [flatten(c.get("identity") or {}) for c in cells if c["init"] != BASELINE]
+    if not flat:
+        return []
     keys = set().union(*flat) - set(AXES)
     return sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1)
 
@@ -85,7 +90,10 @@ def spelt(value) -> str:
 
 
 def recipe(cell: dict, keys: list[str]) -> str:
-    """The cell's values of `keys` ("" when the sweep has no other axis)."""
+    """The cell's values of `keys` ("" when the sweep has no other axis, and for the baseline,
+    which every recipe is compared with)."""
+    if cell["init"] == BASELINE:
+        return ""
     flat = flatten(cell.get("identity") or {})
     return ", ".join(f"{k}={spelt(flat.get(k))}" for k in keys)
 
@@ -99,7 +107,8 @@ def _groups(cells: list[dict]) -> dict[tuple, dict[int, dict]]:
 
 
 def paired_gap(pre: dict[int, dict], scr: dict[int, dict], metric: str) -> dict | None:
-    """pretrained - scratch, paired by seed, with a 95% t-interval; None without a pair."""
+    """`pre` - `scr` (pretrained - scratch, or an arm - the baseline), paired by seed, with a
+    95% t-interval; None without a pair."""
     seeds = sorted(set(pre) & set(scr))
     if not seeds:
         return None
@@ -127,6 +136,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
         vals = [r[metric] for r in runs.values()]
         last = [r["test/acc"] for r in runs.values()]
         mean, std, ci = mean_ci(vals)
+        neural = init != BASELINE
         summary.append(
             {
                 "recipe": rec,
@@ -138,9 +148,11 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "test_acc_mean": mean,
                 "test_acc_std": std,
                 "test_acc_ci95": ci,
-                "test_acc_last_epoch_mean": sum(last) / len(last),
+                "test_acc_last_epoch_mean": sum(last) / len(last) if neural else None,
                 "val_acc_best_mean": sum(r["val/acc_best"] for r in runs.values()) / len(vals),
-                "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values()),
+                "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values())
+                if neural
+                else None,
             }
         )
     gaps = []
@@ -157,9 +169,21 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
 
 
 def _order(item) -> tuple:
-    """Summary rows by size, recipe, arm, then LM budget."""
+    """Summary rows by size, recipe (the baseline after them), arm, then LM budget."""
     rec, init, size, lm = item[0]
-    return size, rec, init, lm or 0
+    return size, init == BASELINE, rec, ORDER.get(init, len(ORDER)), init, lm or 0
+
+
+def against_baseline(cells: list[dict], metric: str) -> list[dict]:
+    """Each neural group (recipe, arm, size, LM budget) minus the baseline cells of its size,
+    paired by seed (the same labeled examples), with a 95% t-interval."""
+    by, out = _groups(cells), []
+    for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
+        base = by.get(("", BASELINE, size, None))
+        gap = base and init != BASELINE and paired_gap(runs, base, metric)
+        if gap:
+            out.append({"recipe": rec, "init": init, "train_size": size, "lm_epochs": lm, **gap})
+    return out
 
 
 def best_against_best(cells: list[dict], metric: str) -> list[dict]:

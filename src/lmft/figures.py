@@ -7,14 +7,16 @@ from pathlib import Path
 
 import matplotlib
 
-from lmft.comparison import ARMS, recipe, varying_keys
+from lmft.comparison import ARMS, BASELINE, recipe, varying_keys
 from lmft.io import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
-COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange"}
+COLORS = {"pretrained": "tab:blue", "scratch": "tab:orange", BASELINE: "tab:green"}
+# each arm's points a little apart on the log axis, so that error bars never hide each other
+NUDGE = {"pretrained": 0.96, "scratch": 1.0, BASELINE: 1.04}
 LINESTYLES = ("-", "--", ":", "-.") * 4  # one per recipe (the sweep's other axes)
 MARKERS = ("o", "s", "^", "D") * 4  # the learning curve's too: a recipe at one size is a point
 
@@ -27,25 +29,23 @@ def save_fig(fig, dest: Path) -> None:
 
 def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    recipes = sorted({r["recipe"] for r in summary})
+    recipes = sorted({r["recipe"] for r in summary if r["init"] != BASELINE})
     styles = zip(recipes, LINESTYLES, MARKERS, strict=False)
-    for (rec, style, marker), arm in product(styles, ARMS):
+    lines = [(rec, arm, style, marker) for (rec, style, marker), arm in product(styles, ARMS)]
+    lines.append(("", BASELINE, ":", "x"))  # the yardstick: one line, every recipe's
+    for rec, arm, style, marker in lines:
         rows = [r for r in summary if r["init"] == arm and r["recipe"] == rec]
         if not rows:
             continue
-        err = [
-            0 if r["test_acc_ci95"] != r["test_acc_ci95"] else 100 * r["test_acc_ci95"]
-            for r in rows
-        ]
         ax.errorbar(
-            [r["train_size"] for r in rows],
+            [NUDGE[arm] * r["train_size"] for r in rows],
             [100 * r["test_acc_mean"] for r in rows],
-            yerr=err,
+            yerr=[_half(r["test_acc_ci95"]) for r in rows],
             marker=marker,
             capsize=4,
             color=COLORS[arm],
             linestyle=style,
-            label=f"{arm}{f' {rec}' if rec else ''} "
+            label=f"{'linear baseline' if arm == BASELINE else arm}{f' {rec}' if rec else ''} "
             f"(seeds per size: {', '.join(str(r['n_seeds']) for r in rows)})",
         )
     ax.set_xscale("log")
@@ -56,7 +56,8 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
     ax.set_xlabel("labeled training examples (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(
-        f"{name}: pretrained vs scratch\n(mean over seeds ± 95% CI; epoch chosen on validation)"
+        f"{name}: pretrained vs scratch vs a linear baseline\n(mean over seeds ± 95% CI; "
+        "epoch, model and C chosen on validation)"
         f"\n{note}",
         fontsize=9,
     )
@@ -74,7 +75,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
         1, len(sizes), figsize=(4.2 * len(sizes), 4.0), squeeze=False, sharey=True
     )
     keys = varying_keys(cells)
-    recipes = sorted({recipe(c, keys) for c in cells})
+    recipes = sorted({recipe(c, keys) for c in cells if c["init"] != BASELINE})
     one = len(recipes) == 1  # then validation and test; else validation, a style per recipe
     for ax, size in zip(axes[0], sizes, strict=True):
         for (rec, rec_style), arm in product(zip(recipes, LINESTYLES, strict=False), ARMS):
@@ -87,13 +88,27 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
                 continue
             n_ep = min(len(h) for h in runs)
             x = list(range(1, n_ep + 1))
-            for split, style in (("val", "-"), ("test", "--")) if one else (("val", rec_style),):
+            curve = all("test/acc" in row for h in runs for row in h)  # curve_test_size=0: none
+            splits = (("val", "-"), ("test", "--")) if one and curve else (("val", rec_style),)
+            for split, style in splits:
                 y = [100 * sum(h[e][f"{split}/acc"] for h in runs) / len(runs) for e in range(n_ep)]
                 label = f"{arm} {split}" if one else f"{arm} {rec}"
                 ax.plot(x, y, style, marker=".", color=COLORS[arm], label=label)
+        base = [
+            c["test/acc_at_best_val"]
+            for c in cells
+            if (c["init"], c["train_size"]) == (BASELINE, size)
+        ]
+        if base:
+            ax.axhline(
+                100 * sum(base) / len(base),
+                color=COLORS[BASELINE],
+                ls=":",
+                label="linear baseline test",
+            )
         ax.set_title(f"{size:,} labeled examples")
         ax.set_xlabel("epoch")
-        n_max = max(len(c["history"]) for c in cells if c["train_size"] == size)
+        n_max = max(len(c["history"]) for c in cells if c["train_size"] == size) or 1
         ax.set_xlim(0.5, n_max + 0.5)
         ax.set_xticks(range(1, n_max + 1, max(1, n_max // 10)))
         ax.grid(True, alpha=0.3)

@@ -20,11 +20,12 @@ from omegaconf import DictConfig
 
 from lmft.cli import entry
 from lmft.errors import LmftError
-from lmft.identity import override_key, read_finished, reads, run_identity
+from lmft.identity import cell_stage, override_key, read_finished, reads, run_identity
 from lmft.resolvers import register
 
 if TYPE_CHECKING:
     import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
 
     from lmft.models import SentimentClassifier
 
@@ -120,7 +121,7 @@ def summarize(rows: list[dict], test_last: float, test_best: float) -> dict:
         "val/acc": rows[-1]["val/acc"],
         "val/acc_best": best["val/acc"],
         "best_epoch": best["epoch"],
-        "test/acc_curve_max": max(r["test/acc"] for r in rows),
+        "test/acc_curve_max": max((r["test/acc"] for r in rows if "test/acc" in r), default=None),
     }
 
 
@@ -146,11 +147,15 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
-    identity = run_identity(cfg, "finetune")
+    identity = run_identity(cfg, cell_stage(cfg.init.name))
     done = read_finished(out_dir / "metrics.json", identity, "cell")
     if done:
         print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
         return done
+    if cfg.init.name == "baseline":  # the linear yardstick: scikit-learn, no torch model
+        from lmft.baseline import run_cell
+
+        return run_cell(cfg, out_dir, identity)
     # Imported here, not at the top: a sweep's launcher process (joblib, submitit) imports this
     # module but runs no cell, so it starts the cells without first loading torch and Lightning;
     # and a finished cell is skipped without them.
@@ -207,7 +212,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if c.max_examples:  # a per-cell compute cap: large labeled sets get fewer epochs
         epochs = min(epochs, math.ceil(c.max_examples / dm.train_size))
     best = BestWeights()
-    trainer = make_trainer(cfg, out_dir, epochs, [history, best])
+    callbacks = [history, best]
+    if c.patience:  # stop once validation has not improved for `patience` epochs
+        callbacks.append(EarlyStopping("val/acc", mode="max", patience=c.patience))
+    trainer = make_trainer(cfg, out_dir, epochs, callbacks)
     trainer.fit(model, dm)
     test_last = test_accuracy(trainer, model, dm)
     model.load_state_dict(best.state)

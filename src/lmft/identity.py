@@ -19,9 +19,15 @@ from lmft.errors import LmftError
 STAGE_SECTIONS = {
     "pretrain": ("data", "pretrain_data", "model", "lm", "trainer"),
     "finetune": ("data", "pretrain_data", "model", "lm", "classifier", "trainer", "init", "seed"),
+    # the linear baseline arm (init=baseline) reads the raw texts: no LM, encoder or tokenizer
+    "baseline": ("data", "init", "seed"),
 }
 # Data keys only fine-tuning reads: they change cells, never the LM.
 FINETUNE_ONLY = frozenset({"data.train_size", "data.test_size", "data.curve_test_size"})
+# Data keys of the token ids alone: the linear baseline, which reads raw texts, never sees them.
+TOKENS_ONLY = frozenset(
+    {"data.tokenizer", "data.vocab_size", "data.min_frequency", "data.truncating", "data.use_unsup"}
+)
 # Data keys applied to the token ids after tokenization: results, but not the id cache's key.
 AFTER_TOKENS = FINETUNE_ONLY | {"data.truncating"}
 # Speed, hardware and file locations: never a result.
@@ -48,15 +54,20 @@ NOT_RESULTS = frozenset(
         "trainer.num_nodes",
     }
 )
+# Keys of a stage's sections that the stage never reads.
+UNREAD = {"pretrain": FINETUNE_ONLY, "baseline": TOKENS_ONLY}
 # A fine-tuning cell's own axes, first in its folder name (`cell_name`).
 CELL_AXES = ("init", "data.train_size", "seed")
 
 
 def reads(key: str, stage: str) -> bool:
     """Whether `stage` reads the dotted config key (`lm.lr`; a group choice: `model`)."""
-    return key.split(".")[0] in STAGE_SECTIONS[stage] and not (
-        stage == "pretrain" and key in FINETUNE_ONLY
-    )
+    return key.split(".")[0] in STAGE_SECTIONS[stage] and key not in UNREAD.get(stage, ())
+
+
+def cell_stage(init: str) -> str:
+    """The stage whose identity a fine-tuning cell of arm `init` has."""
+    return "baseline" if init == "baseline" else "finetune"
 
 
 def decides(key: str, stage: str) -> bool:

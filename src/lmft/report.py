@@ -5,8 +5,9 @@
 
 Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells, and any with the
 settings and seed of a cell already read, are listed, never counted) and writes summary.csv,
-gaps.csv, cells.csv, cells.json (each cell's full settings, versions and git commit),
-summary.md, learning_curve.png and epochs.png to the report dir, and prints the tables.
+gaps.csv (pretrained − scratch), baseline_gaps.csv (each neural arm − the linear baseline),
+cells.csv, cells.json (each cell's full settings, versions and git commit), summary.md,
+learning_curve.png and epochs.png to the report dir, and prints the tables.
 Settings that differ between cells besides arm, size and seed (a swept classifier.pooling,
 say) make recipes: rows and gaps per recipe, and best_recipes.csv, each arm's best recipe per
 size (chosen on validation) against the other's. Pretrained cells that started from several
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmft.cli import entry
 from lmft.comparison import (
+    against_baseline,
     at_largest_budget,
     best_against_best,
     budgets,
@@ -39,7 +41,7 @@ from lmft.resolvers import register
 from lmft.tables import caption, markdown, settings_lines
 
 # What a report writes only for some sweeps: a rerun removes those it no longer writes.
-OPTIONAL_FILES = frozenset({"gaps.csv", "best_recipes.csv", "lm_budget.png"})
+OPTIONAL_FILES = frozenset({"gaps.csv", "baseline_gaps.csv", "best_recipes.csv", "lm_budget.png"})
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
@@ -48,6 +50,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     name = sweep_dir.name  # the folder read (= the preset's name unless another was given)
     summary, gaps = summarize(cells, cfg.metric)
     best = best_against_best(cells, cfg.metric)
+    base_gaps = against_baseline(cells, cfg.metric)
     cell_rows = [
         {
             "cell": c["cell"],
@@ -80,6 +83,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     )
     if gaps:
         write_csv(out("gaps.csv"), gaps)
+    if base_gaps:
+        write_csv(out("baseline_gaps.csv"), base_gaps)
     if best:
         write_csv(out("best_recipes.csv"), best)
     # the curves per size and per epoch show the pretrained arm from its largest LM budget;
@@ -103,6 +108,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         anchors,
         settings_lines(cells),
         best,
+        base_gaps,
     )
     write_text(out("summary.md"), md)
     for stale in OPTIONAL_FILES - set(written):  # an earlier report's, of another sweep state

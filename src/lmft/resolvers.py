@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from lmft.identity import CELL_AXES, decides, override_key
+from lmft.identity import CELL_AXES, cell_stage, decides, override_key
 
 
 def job_gpu(n_gpus: int) -> list[int]:
@@ -14,11 +14,13 @@ def job_gpu(n_gpus: int) -> list[int]:
     return [HydraConfig.get().job.num % int(n_gpus)]
 
 
-def names_cell(key: str) -> bool:
-    """Whether a command-line override of `key` goes into a cell's folder name: it can change
-    the cell's result and is not one of its own axes. (The trainer group picks hardware; the
-    values it sets that matter are in the identity, which the rerun check compares.)"""
-    return decides(key, "finetune") and key not in CELL_AXES and key != "trainer"
+def names_cell(key: str, init: str = "pretrained") -> bool:
+    """Whether a command-line override of `key` goes into the folder name of a cell of arm
+    `init`: it can change that cell's result and is not one of its own axes (so a baseline cell
+    of a sweep over classifier.pooling is one folder, run once). (The trainer group picks
+    hardware; the values it sets that matter are in the identity, which the rerun check
+    compares.)"""
+    return decides(key, cell_stage(init)) and key not in CELL_AXES and key != "trainer"
 
 
 def cell_name(init: str, size, seed) -> str:
@@ -33,7 +35,7 @@ def cell_name(init: str, size, seed) -> str:
     if not HydraConfig.initialized():
         return base
     task = HydraConfig.get().overrides.task
-    extra = sorted(o.lstrip("+~") for o in task if names_cell(override_key(o)))
+    extra = sorted(o.lstrip("+~") for o in task if names_cell(override_key(o), init))
     return ",".join([base, *(e.replace("/", "_") for e in extra)])  # one folder, never nested
 
 

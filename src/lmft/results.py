@@ -38,7 +38,7 @@ def provenance() -> dict:
     }
 
 
-def log_hparams(trainer: L.Trainer, identity: dict, metrics: dict) -> None:
+def log_hparams(logger, identity: dict, metrics: dict) -> None:
     """HParams tab: one row per fine-tuning cell, its settings beside its final metrics.
 
     The cell's own axes come first (`_init`, `_seed`, `_train_size`: TensorBoard lists the
@@ -68,12 +68,13 @@ def log_hparams(trainer: L.Trainer, identity: dict, metrics: dict) -> None:
         "final/acc_test_at_best_val": metrics["test/acc_at_best_val"],
         "final/acc_test_last": metrics["test/acc"],
         "final/acc_val_best": metrics["val/acc_best"],
-        "final/best_epoch": metrics["best_epoch"],
     }
+    if metrics["best_epoch"] is not None:  # a neural cell's (the baseline has no epochs)
+        shown["final/best_epoch"] = metrics["best_epoch"]
     if metrics.get("lm"):
         shown["final/lm_ppl_val"] = metrics["lm"]["val/ppl"]
     walk(identity)
-    trainer.logger.log_hyperparams(flat, shown)
+    logger.log_hyperparams(flat, shown)
 
 
 def save_results(
@@ -81,7 +82,7 @@ def save_results(
 ) -> dict:
     """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
     metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
-    log_hparams(trainer, identity, metrics)
+    log_hparams(trainer.logger, identity, metrics)
     # The trainer closes its writer after fit and test; what was written since opened a new
     # events file. Close it, so all is on disk before metrics.json says the run finished.
     trainer.logger.finalize("success")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
-from lmft.comparison import at_largest_budget, flatten, spelt, varying_keys
+from lmft.comparison import BASELINE, at_largest_budget, flatten, spelt, varying_keys
+
+
+def neural(cells: list[dict]) -> list[dict]:
+    return [c for c in cells if c["init"] != BASELINE]
 
 
 def settings_lines(cells: list[dict]) -> list[str]:
@@ -15,7 +19,8 @@ def settings_lines(cells: list[dict]) -> list[str]:
     for lm in sorted(map(json.loads, lms), key=lambda lm: lm["epochs"]):
         ppl = f"validation perplexity {lm['val/ppl']:.1f}"
         lines.append(f"- LM: `{lm['dir']}`, {n_epochs(lm['epochs'])}, {ppl}")
-    varying, flat = varying_keys(cells), flatten(cells[0].get("identity") or {})
+    varying = varying_keys(cells)
+    flat = flatten((neural(cells) or cells)[0].get("identity") or {})
     for section in ("model", "classifier"):
         shown = ", ".join(
             f"{k.split('.', 1)[1]}={spelt(v)}"
@@ -27,6 +32,19 @@ def settings_lines(cells: list[dict]) -> list[str]:
         values = {k: sorted({spelt(flatten(c["identity"]).get(k)) for c in cells}) for k in varying}
         shown = "; ".join(f"`{k}` ({', '.join(v)})" for k, v in values.items())
         lines.append(f"- settings that differ between cells: {shown}")
+    base = [c for c in cells if c["init"] == BASELINE]
+    if base:
+        grid = base[0]["identity"]["init"]
+        chosen: dict[str, int] = {}
+        for c in base:
+            chosen[c["baseline"]["chosen"]["model"]] = (
+                chosen.get(c["baseline"]["chosen"]["model"], 0) + 1
+            )
+        lines.append(
+            f"- baseline: {' / '.join(grid['models'])} on word 1- to {grid['ngram_max']}-grams, "
+            f"C in {grid['C']}, model and C chosen per cell on validation "
+            f"({', '.join(f'{m}: {n} cells' for m, n in sorted(chosen.items()))})"
+        )
     return [*lines, ""]
 
 
@@ -38,7 +56,7 @@ def caption(cells: list[dict]) -> str:
     """One line for the figures: the LM(s) and the recipe settings the cells ran with."""
     lms = {(c["lm"]["epochs"], round(c["lm"]["val/ppl"], 1)) for c in cells if c.get("lm")}
     lm = "; ".join(f"LM {n_epochs(e)}, val ppl {p}" for e, p in sorted(lms)) or "no LM"
-    flat = [flatten(c.get("identity") or {}) for c in cells]
+    flat = [flatten(c.get("identity") or {}) for c in neural(cells)]
     keys = ("classifier.pooling", "classifier.lr", "classifier.batch_size", "classifier.epochs")
     recipe = ", ".join(
         f"{k.split('.')[1]}={'/'.join(sorted({str(f.get(k)) for f in flat}))}" for k in keys
@@ -46,7 +64,9 @@ def caption(cells: list[dict]) -> str:
     return f"{lm} | {recipe}"
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
+    if x is None:
+        return "–"
     return "n/a" if x != x else f"{100 * x:.2f}".replace("-0.00", "0.00")
 
 
@@ -60,6 +80,7 @@ def markdown(
     anchors: dict[str, float] | None = None,
     settings: list[str] = (),
     best: list[dict] = (),
+    base_gaps: list[dict] = (),
 ) -> str:
     several = any(r["recipe"] for r in summary)  # a column for the sweep's other axes
     col = lambda r: f" {r['recipe']} |" if several else ""  # noqa: E731
@@ -69,6 +90,7 @@ def markdown(
     lines = [
         f"# lmft report: {name}",
         "",
+        *answer(summary, gaps, base_gaps),
         *settings,
         f"{n_cells} finished cells; accuracy = `{metric}` on the test split, in % "
         "(the epoch is chosen on validation accuracy; test never selects anything). "
@@ -82,7 +104,7 @@ def markdown(
     lines += [
         f"|{col(r)} {r['init']} |{lm_col(r)} {r['train_size']:,} | {r['n_seeds']} "
         f"| {_pct(r['test_acc_mean'])} | {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
-        f"| {_pct(r['test_acc_last_epoch_mean'])} | {r['n_best_last']}/{r['n_seeds']} |"
+        f"| {_pct(r['test_acc_last_epoch_mean'])} | {_best_last(r)} |"
         for r in summary
     ]
     lines += [
@@ -97,6 +119,20 @@ def markdown(
     lines += [
         f"|{col(g)}{lm_col(g)}{ppl_col(g)} {g['train_size']:,} | {_gap_cells(g)}" for g in gaps
     ]
+    if base_gaps:
+        lines += [
+            "",
+            "Against the linear baseline: each neural arm − the baseline, mean of per-seed "
+            "paired differences (points; the same labeled examples), with a 95% t-interval:",
+            "",
+            f"|{' recipe |' if several else ''} init |{' LM epochs |' if lms else ''} labeled "
+            "examples | pairs | gap | 95% CI | CI excludes 0 |",
+            f"|{'---|' if several else ''}---|{'---:|' if lms else ''}---:|---:|---:|---|---|",
+        ]
+        lines += [
+            f"|{col(g)} {g['init']} |{lm_col(g)} {g['train_size']:,} | {_gap_cells(g)}"
+            for g in base_gaps
+        ]
     if best:
         lines += [
             "",
@@ -123,6 +159,60 @@ def markdown(
     if lms:
         lines += ["![LM budget](lm_budget.png)", ""]
     return "\n".join(lines)
+
+
+def _best_last(r: dict) -> str:
+    return "–" if r["n_best_last"] is None else f"{r['n_best_last']}/{r['n_seeds']}"
+
+
+def verdict(g: dict | None, above: str, below: str) -> str:
+    """A gap in words: its mean and interval, and whether it is measured."""
+    if g is None:
+        return "not run"
+    if g["n_pairs"] < 2:
+        return f"{_signed(g['gap_mean'])} points (one seed: no interval)"
+    ci = f"[{_signed(g['ci95_low'])}, {_signed(g['ci95_high'])}]"
+    if not g["excludes_0"]:
+        return f"{_signed(g['gap_mean'])} points {ci}, no measurable difference"
+    return f"{_signed(g['gap_mean'])} points {ci}: {above if g['gap_mean'] > 0 else below}"
+
+
+def _signed(x: float) -> str:
+    return f"{100 * x:+.2f}".replace("-", "−")
+
+
+def _of(gaps: list[dict], row: dict) -> dict | None:
+    """The pretrained arm's gap row for the summary row `row` (its recipe, size, LM budget)."""
+    key = ("pretrained", row["recipe"], row["train_size"], row["lm_epochs"])
+    return next(
+        (g for g in gaps if (g.get("init", "pretrained"), g["recipe"], g["train_size"],
+                             g["lm_epochs"]) == key),
+        None,
+    )  # fmt: skip
+
+
+def answer(summary: list[dict], gaps: list[dict], base_gaps: list[dict]) -> list[str]:
+    """The report's first lines: per size, where the pretrained arm (from its largest LM
+    budget, in each recipe) stands against the linear baseline, then against scratch."""
+    summary = at_largest_budget(summary)
+    top = [r for r in summary if r["init"] == "pretrained"]
+    if not top:
+        return []
+    lines = ["## The answer", ""]
+    for r in sorted(top, key=lambda r: (r["train_size"], r["recipe"])):
+        accs = [
+            f"{x['init']} {_pct(x['test_acc_mean'])}%"
+            for x in summary
+            if x["train_size"] == r["train_size"] and x["recipe"] in (r["recipe"], "")
+        ]
+        base = verdict(_of(base_gaps, r), "pretraining beats the baseline", "the baseline wins")
+        scratch = verdict(_of(gaps, r), "pretraining pays", "pretraining costs")
+        rec = f" ({r['recipe']})" if r["recipe"] else ""
+        lines.append(
+            f"- **{r['train_size']:,} labels**{rec}: pretrained − linear baseline {base}; "
+            f"pretrained − scratch {scratch} ({', '.join(accs)}; {r['n_seeds']} seed(s))."
+        )
+    return [*lines, ""]
 
 
 def _gap_cells(g: dict) -> str:

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from lmft.data.imdb import find_archive, read_imdb
-from lmft.data.splits import outside, validation_indices
+from lmft.data.splits import labeled_pool
 from lmft.data.text_files import read_plain_texts, read_text_classification, text_file_paths
 from lmft.data.texts import Texts
 from lmft.errors import LmftError
@@ -193,12 +193,14 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     texts, names = read_splits(data_cfg, pretrain_cfg, task, extra)
     # Fitted on training text only (labeled train outside the validation hold-out, unlabeled,
     # pretraining corpus); never on validation or test texts.
-    train = texts["train"]
-    if "val" not in texts:
-        held_out = validation_indices(
-            torch.tensor(train.labels), data_cfg.val_size, data_cfg.split_seed
-        )
-        train = train.subset(outside(len(train), held_out).tolist())
+    train, own_val = texts["train"], texts.get("val")
+    _, pool = labeled_pool(
+        torch.tensor(train.labels),
+        None if own_val is None else torch.tensor(own_val.labels),
+        data_cfg.val_size,
+        data_cfg.split_seed,
+    )
+    train = train.subset(pool.tolist())
     fit_on = train.texts + texts["unsup"].texts + texts["extra"].texts
     tok = build_tokenizer(fit_on, data_cfg.vocab_size, data_cfg.min_frequency, data_cfg.tokenizer)
     splits = {k: Encoded.from_texts(tok, v) for k, v in texts.items()}

@@ -7,32 +7,13 @@ same order.
 
 from __future__ import annotations
 
-import sys
-
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lmft.data.corpus import Corpus, Encoded
-from lmft.data.splits import balanced_subset, outside, validation_indices
+from lmft.data.splits import labeled_pool, test_subset, training_subset
 from lmft.errors import LmftError
-
-
-def parse_train_size(value, pool_size: int) -> int:
-    """`all` or an integer in 2..pool_size (at least one example per label)."""
-    if isinstance(value, str) and value.strip().lower() == "all":
-        return pool_size
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise LmftError(f"data.train_size={value!r} is not an integer; use e.g. 1000 or 'all'.")
-    if not 2 <= value <= pool_size:
-        raise LmftError(
-            f"data.train_size={value} is outside 2..{pool_size} (the labeled training pool "
-            "after the validation split); use a size in that range or 'all'."
-        )
-    return value
-
 
 TRUNCATING = ("post", "pre")
 
@@ -166,14 +147,11 @@ class _Base(L.LightningDataModule):
         self.truncating = truncating
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
         self.train_split = corpus.splits["train"]
-        if "val" in corpus.splits:  # a validation file was given: all of it, all of train
-            self.val_split = corpus.splits["val"]
-            self.val_idx = torch.arange(len(self.val_split))
-            self.pool_idx = torch.arange(len(self.train_split))
-        else:
-            self.val_split = self.train_split
-            self.val_idx = validation_indices(self.train_split.labels, val_size, split_seed)
-            self.pool_idx = outside(len(self.train_split), self.val_idx)  # labeled, outside val
+        own = corpus.splits.get("val")  # a validation file: all of it, and all of train
+        self.val_split = self.train_split if own is None else own
+        self.val_idx, self.pool_idx = labeled_pool(
+            self.train_split.labels, None if own is None else own.labels, val_size, split_seed
+        )
 
     def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
         # Evaluation keeps no activations for a backward pass: a larger batch fits, and on a GPU
@@ -234,7 +212,7 @@ class ClassificationDataModule(_Base):
 
     `test_size` (an int) is a fixed balanced subset of the test split, the same for every run;
     `None` uses all of it. Every epoch evaluates validation and, for the curves only, the first
-    `curve_test_size` of those test texts (a balanced subset; `None`: all of them).
+    `curve_test_size` of those test texts (a balanced subset; `None`: all of them; 0: none).
     """
 
     def __init__(
@@ -246,24 +224,12 @@ class ClassificationDataModule(_Base):
         **kw,
     ):
         super().__init__(corpus, **kw)
-        pool = self.pool_idx
-        self.train_size = parse_train_size(train_size, len(pool))
-        self.train_idx = (
-            pool
-            if self.train_size == len(pool)
-            else balanced_subset(self.train_split.labels, pool, self.train_size, self.seed)
-        )
+        labeled = self.train_split.labels
+        self.train_idx = training_subset(labeled, self.pool_idx, train_size, self.seed)
+        self.train_size = len(self.train_idx)
         labels = corpus.splits["test"].labels
-        self.test_idx = self._test_subset(labels, torch.arange(len(labels)), test_size)
-        self.curve_idx = self._test_subset(labels, self.test_idx, curve_test_size)
-
-    def _test_subset(self, labels: torch.Tensor, pool: torch.Tensor, size: int | None):
-        if size is not None and size > len(pool):
-            print(f"note: a test size of {size} asked for, but the test set has {len(pool)} "
-                  "texts: using all of them.", file=sys.stderr)  # fmt: skip
-        if size is None or size >= len(pool):
-            return pool
-        return balanced_subset(labels, pool, size, self.split_seed)
+        self.test_idx = test_subset(labels, torch.arange(len(labels)), test_size, self.split_seed)
+        self.curve_idx = test_subset(labels, self.test_idx, curve_test_size, self.split_seed)
 
     def _dataset(self, split: Encoded, idx: torch.Tensor) -> TokenDataset:
         return TokenDataset(split, idx, self.max_len, self.truncating)
@@ -280,8 +246,11 @@ class ClassificationDataModule(_Base):
 
     def val_dataloader(self) -> list[DataLoader]:
         """Validation and the test curve subset are both evaluated every epoch (test only for
-        the curves: nothing is chosen on it)."""
-        return [self._loader(self.val_set, train=False), self._loader(self.curve_set, train=False)]
+        the curves: nothing is chosen on it); `curve_test_size=0`: validation alone."""
+        loaders = [self._loader(self.val_set, train=False)]
+        if len(self.curve_idx):
+            loaders.append(self._loader(self.curve_set, train=False))
+        return loaders
 
     def test_dataloader(self) -> DataLoader:
         """The whole test set, read once per model state that the run reports."""

@@ -1,9 +1,12 @@
 """Index sets drawn with explicit seeds: the validation hold-out and balanced labeled subsets.
 
-Never the global RNG, so that the tokenizer, both stages and both arms agree on them.
+Never the global RNG, so that the tokenizer, both stages and every arm (the neural ones read
+token ids, the linear baseline raw texts) agree on them.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 
@@ -52,3 +55,51 @@ def validation_indices(
             "labeled training examples."
         )
     return balanced_subset(labels, torch.arange(len(labels)), val_size, split_seed)
+
+
+def parse_train_size(value, pool_size: int) -> int:
+    """`all` or an integer in 2..pool_size (at least one example per label)."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return pool_size
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LmftError(f"data.train_size={value!r} is not an integer; use e.g. 1000 or 'all'.")
+    if not 2 <= value <= pool_size:
+        raise LmftError(
+            f"data.train_size={value} is outside 2..{pool_size} (the labeled training pool "
+            "after the validation split); use a size in that range or 'all'."
+        )
+    return value
+
+
+def labeled_pool(
+    train_labels: torch.Tensor, val_labels: torch.Tensor | None, val_size, split_seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation indices, labeled pool indices). With a validation split of its own
+    (`val_labels`) validation is all of it and the pool all of train; otherwise validation is
+    the fixed hold-out of train (indices into train), and the pool the rest."""
+    if val_labels is not None:
+        return torch.arange(len(val_labels)), torch.arange(len(train_labels))
+    val = validation_indices(train_labels, val_size, split_seed)
+    return val, outside(len(train_labels), val)
+
+
+def training_subset(
+    train_labels: torch.Tensor, pool: torch.Tensor, train_size, seed: int
+) -> torch.Tensor:
+    """The labeled examples of a cell of `train_size` (`all` or a count) and `seed`."""
+    n = parse_train_size(train_size, len(pool))
+    return pool if n == len(pool) else balanced_subset(train_labels, pool, n, seed)
+
+
+def test_subset(
+    labels: torch.Tensor, pool: torch.Tensor, size: int | None, split_seed: int
+) -> torch.Tensor:
+    """A fixed balanced `size` of `pool` (the same for every run), or all of it (None)."""
+    if size is not None and size > len(pool):
+        print(f"note: a test size of {size} asked for, but the test set has {len(pool)} "
+              "texts: using all of them.", file=sys.stderr)  # fmt: skip
+    if size is None or size >= len(pool):
+        return pool
+    return balanced_subset(labels, pool, size, split_seed)

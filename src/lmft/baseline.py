@@ -1,0 +1,188 @@
+"""The yardstick arm (`init=baseline`): linear bag-of-n-grams classifiers on a cell's examples.
+
+    python -m lmft.finetune experiment=quick init=baseline data.train_size=1000 seed=0
+
+What pretraining buys means little unless both neural arms are also compared with the cheapest
+strong model trained on the same labeled examples. A baseline cell trains TF-IDF word n-grams +
+logistic regression and NBSVM (Wang & Manning 2012: binary n-gram features scaled by the naive
+Bayes log-count ratio, then a linear model) on exactly the texts a neural cell of the same size
+and seed trains on (the same index sets: `lmft.data.splits`), fits its vocabulary and features
+on those texts only, picks the model and its regularisation C on the validation split only,
+and reads the chosen one on the same test texts. Seconds on a CPU; any number of classes
+(one-vs-rest: NBSVM then has a log-count ratio per class).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+
+from lmft.errors import LmftError
+
+
+class NBLogisticRegression(ClassifierMixin, BaseEstimator):
+    """Binary NBSVM with a logistic loss: features binarised and scaled by the log-count ratio
+    r = log((p / |p|) / (q / |q|)), p and q the smoothed (`alpha`) feature counts of the
+    positive and the negative texts; then logistic regression with inverse regularisation `C`.
+    Wrapped in `OneVsRestClassifier` for any number of classes."""
+
+    def __init__(self, C: float = 1.0, alpha: float = 1.0):
+        self.C, self.alpha = C, alpha
+
+    def _scaled(self, X):
+        return (X > 0).multiply(self.r_).tocsr()
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        pos = y == self.classes_[-1]
+        binary = (X > 0).astype(np.float64)
+        p = self.alpha + np.asarray(binary[pos].sum(0)).ravel()
+        q = self.alpha + np.asarray(binary[~pos].sum(0)).ravel()
+        self.r_ = np.log((p / p.sum()) / (q / q.sum()))
+        self.lr_ = LogisticRegression(C=self.C, solver="liblinear").fit(self._scaled(X), y)
+        return self
+
+    def decision_function(self, X):
+        return self.lr_.decision_function(self._scaled(X))
+
+    def predict(self, X):
+        return self.lr_.predict(self._scaled(X))
+
+
+def make_model(name: str, C: float):
+    """A classifier over n-gram counts: `tfidf_lr` or `nbsvm`."""
+    if name == "tfidf_lr":
+        lr = LogisticRegression(C=C, solver="liblinear")
+        return make_pipeline(TfidfTransformer(sublinear_tf=True), OneVsRestClassifier(lr))
+    if name == "nbsvm":
+        return OneVsRestClassifier(NBLogisticRegression(C=C))
+    raise LmftError(f"init.models: {name!r} is not a baseline model; use tfidf_lr and/or nbsvm.")
+
+
+def accuracy(model, X, y: np.ndarray) -> float:
+    return float((model.predict(X) == y).mean())
+
+
+def fit_and_select(
+    train: tuple[list[str], np.ndarray],
+    val: tuple[list[str], np.ndarray],
+    test: tuple[list[str], np.ndarray],
+    models: list[str],
+    Cs: list[float],
+    ngram_max: int,
+    label: str = "baseline",
+) -> dict:
+    """Every (model, C) fitted on `train`, scored on `val`; the best on validation (the first
+    of ties, in the order given) read on `test`. The n-gram vocabulary comes from the training
+    texts alone. Returns the chosen model's accuracies and, per model, its validation-chosen C
+    with its accuracies (the test ones are information, never a choice)."""
+    for name in models:
+        make_model(name, 1.0)  # an unknown name fails before any work
+    t0 = time.time()
+    vec = CountVectorizer(ngram_range=(1, ngram_max), dtype=np.float64)
+    X = vec.fit_transform(train[0])
+    Xv, Xt = vec.transform(val[0]), vec.transform(test[0])
+    print(f"[{label}] {X.shape[1]:,} n-gram features from {len(train[0]):,} training texts, "
+          f"{time.time() - t0:.0f} s", flush=True)  # fmt: skip
+    grid, per_model = [], {}
+    for name in models:
+        for C in Cs:
+            model = make_model(name, C).fit(X, train[1])
+            row = {"model": name, "C": C, "val/acc": accuracy(model, Xv, val[1])}
+            grid.append(row)
+            if name not in per_model or row["val/acc"] > per_model[name][0]["val/acc"]:
+                per_model[name] = (row, model)
+        row, model = per_model[name]
+        row["test/acc"] = accuracy(model, Xt, test[1])
+        print(f"[{label}] {name}: C={row['C']:g} chosen on validation, val/acc "
+              f"{row['val/acc']:.4f}, test/acc {row['test/acc']:.4f}", flush=True)  # fmt: skip
+    chosen = max(per_model.values(), key=lambda rm: rm[0]["val/acc"])[0]  # first of ties
+    return {
+        "chosen": {"model": chosen["model"], "C": chosen["C"]},
+        "val/acc": chosen["val/acc"],
+        "test/acc": chosen["test/acc"],
+        "models": {n: row for n, (row, _) in per_model.items()},
+        "grid": grid,
+        "n_features": X.shape[1],
+        "fit_s": round(time.time() - t0, 1),
+    }
+
+
+def cell_texts(cfg: DictConfig) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The train / val / test texts and labels of the cell `cfg` describes: the raw texts at
+    the indices the neural cells of that size and seed read (`lmft.data.splits`)."""
+    from lmft.data.corpus import input_files, read_splits
+    from lmft.data.splits import labeled_pool, test_subset, training_subset
+
+    d = cfg.data
+    task, _ = input_files(d, cfg.pretrain_data)
+    print(f"Reading {', '.join(map(str, task))} ...", file=sys.stderr)
+    texts, _ = read_splits(d, cfg.pretrain_data, task, [])
+    train, test, own_val = texts["train"], texts["test"], texts.get("val")
+    labels = torch.tensor(train.labels)
+    own_labels = None if own_val is None else torch.tensor(own_val.labels)
+    val_idx, pool = labeled_pool(labels, own_labels, d.val_size, d.split_seed)
+    train_idx = training_subset(labels, pool, d.train_size, cfg.seed)
+    test_labels = torch.tensor(test.labels)
+    test_idx = test_subset(test_labels, torch.arange(len(test)), d.test_size, d.split_seed)
+
+    def pick(split, idx: torch.Tensor) -> tuple[list[str], np.ndarray]:
+        idx = idx.tolist()
+        return [split.texts[i] for i in idx], np.array([split.labels[i] for i in idx])
+
+    return {
+        "train": pick(train, train_idx),
+        "val": pick(train if own_val is None else own_val, val_idx),
+        "test": pick(test, test_idx),
+    }
+
+
+def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
+    """A baseline cell: fit and choose on its texts, then write its metrics.json (the same
+    keys the report reads from a neural cell: the accuracy at the validation-chosen setting
+    stands where a neural cell's best-validation epoch does) and its HParams row."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from lmft.io import write_json
+    from lmft.results import log_hparams, provenance
+
+    split = cell_texts(cfg)
+    i = cfg.init
+    fit = fit_and_select(
+        split["train"], split["val"], split["test"], list(i.models), list(i.C), i.ngram_max,
+        f"{cfg.name} {cfg.cell}",
+    )  # fmt: skip
+    metrics = {
+        "init": "baseline",
+        "train_size": len(split["train"][0]),
+        "seed": cfg.seed,
+        "n_val": len(split["val"][0]),
+        "n_test": len(split["test"][0]),
+        "lm": None,
+        "test/acc": fit["test/acc"],
+        "test/acc_at_best_val": fit["test/acc"],
+        "val/acc": fit["val/acc"],
+        "val/acc_best": fit["val/acc"],
+        "best_epoch": None,
+        "history": [],
+        "baseline": {k: v for k, v in fit.items() if k not in ("test/acc", "val/acc")},
+        "identity": identity,
+        "provenance": provenance(),
+    }
+    logger = TensorBoardLogger(str(out_dir), name="tb", version="", default_hp_metric=False)
+    log_hparams(logger, identity, metrics)
+    logger.finalize("success")
+    write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    chosen = f"{fit['chosen']['model']}, C={fit['chosen']['C']:g}"
+    print(f"[finetune] {cfg.cell}: test/acc {fit['test/acc']:.4f} ({chosen}, chosen on validation)")
+    return metrics
