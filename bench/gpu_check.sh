@@ -25,7 +25,7 @@
 #      x mean/concat pooling at 1,000 labels; 3 seeds each. Its mean-pooling cells from the last
 #      LM are the protocol's own, copied.
 #      ABLATION=only: the LM and the ablation, without the protocol's sweep (those cells then
-#      train in the ablation's), for a session that has time for the LM and the ablation only.
+#      train in the ablation's), for a run that has time for the LM and the ablation only.
 # Steps 2-6 start only if they can end within BUDGET_S seconds (else they are skipped,
 # with a note). Installs nothing from the network: what python3 lacks of hydra-core, omegaconf,
 # the joblib launcher, liger-kernel and keras comes from bench/wheels (make gpu-wheels on a

@@ -71,8 +71,9 @@ class GRUEncoder(Encoder):
 
 
 def test_a_third_encoder_is_one_module(tmp_path, monkeypatch):
-    """What README's "How it works" promises: a subclass of Encoder in a module of its own
-    (plus conf/model/<name>.yaml naming it) goes through both stages' modules and model.pt."""
+    """What docs/own-data.md's "Adding an encoder" promises: a subclass of Encoder in a module
+    of its own (plus conf/model/<name>.yaml naming it) goes through both stages' modules and
+    model.pt."""
     from lmft.models import LanguageModel
 
     (tmp_path / "third_encoder.py").write_text(THIRD)

@@ -23,7 +23,7 @@ def test_every_config_composes(cfg_for, stage, exp):
 
 def test_seed_preset_is_the_reference(cfg_for):
     """What the reference's code fixes (docs/reference.md); the GPU-speed differences are the
-    README's "Fidelity to the reference" table."""
+    "Fidelity to the reference" table of docs/reference.md."""
     c = cfg_for("finetune", ["experiment=seed"], hydra=True)
     assert (c.model.embed_dim, c.model.hidden_size, c.model.num_layers) == (200, 512, 1)
     assert c.model.init == "keras" and c.data.vocab_size is None
@@ -267,7 +267,7 @@ def test_ulmfit_switches_are_off_in_seed_and_on_in_ulmfit(cfg_for):
     for key, (off, on) in ULMFIT_SWITCHES.items():
         assert (OmegaConf.select(seed, key), OmegaConf.select(ulmfit, key)) == (off, on), key
     assert ulmfit.model.output_size == ulmfit.model.embed_dim  # so the LM can tie weights
-    assert ulmfit.trainer.gradient_clip_val  # (seed clips too: a bf16 guard, README "Fidelity")
+    assert ulmfit.trainer.gradient_clip_val  # (seed clips too: a bf16 guard; docs/reference.md)
     sweep = ulmfit.hydra.sweeper.params
     assert sweep["data.train_size"] == "100,300,1000,3000,all" and sweep.seed == "0,1,2,3,4"
 
@@ -432,3 +432,26 @@ def test_lm_snapshots_start_fine_tuning_from_an_earlier_epoch(
         bad_cell = cfg_for("finetune", [*ov, *small, f"classifier.bucket_pool={bad}"])
         with pytest.raises(LmftError, match=r"classifier.bucket_pool=.*: use a whole number"):
             finetune.run(bad_cell, tmp_path / "c4")
+
+
+def test_patience_stops_a_cell_once_validation_stops_improving(cfg_for, overrides, tmp_path):
+    """`classifier.patience=p`: a cell ends p epochs after its best validation epoch (the first
+    of ties), or at `classifier.epochs`; so it is never judged while still improving."""
+    for seed in range(3):
+        ov = [*overrides, "init=scratch", "data.train_size=40", f"seed={seed}"]
+        cfg = cfg_for("finetune", [*ov, "classifier.epochs=12", "classifier.patience=1"])
+        m = finetune.run(cfg, tmp_path / f"cell{seed}")
+        accs = [r["val/acc"] for r in m["history"]]
+        best = accs.index(max(accs)) + 1
+        assert m["best_epoch"] == best
+        assert len(accs) == min(best + 1, 12)  # one epoch without a better one, then stop
+
+
+def test_no_test_curve_reads_validation_alone(cfg_for, overrides, tmp_path):
+    """`data.curve_test_size=0`: epochs evaluate validation only; the reported test accuracies
+    still read the test set, and the report draws validation alone."""
+    ov = [*overrides, "init=scratch", "data.train_size=40", "data.curve_test_size=0"]
+    m = finetune.run(cfg_for("finetune", ov), tmp_path / "cell")
+    assert all("test/acc" not in r and "val/acc" in r for r in m["history"])
+    assert m["n_test_curve"] == 0 and m["test/acc_curve_max"] is None
+    assert 0 < m["test/acc_at_best_val"] <= 1

@@ -82,7 +82,7 @@ def test_binary_csv_runs_both_stages_and_predict_round_trips(binary_csv, cfg_for
     assert all(o["probability"] >= 0.5 for o in out)
     assert all(sum(o["probabilities"].values()) == pytest.approx(1) for o in out)
 
-    # the README's report command names only the preset (data=imdb): no IMDB anchors here
+    # the documented report command names only the preset (data=imdb): no IMDB anchors here
     rcfg = cfg_for("report", ["experiment=smoke", f"paths.outputs={tmp_path}/outputs"])
     report.run(rcfg, Path(rcfg.report_dir))
     md = (Path(rcfg.report_dir) / "summary.md").read_text()

@@ -36,7 +36,7 @@ def _check_ddp_launcher(cfg: DictConfig, hc) -> None:
         raise LmftError(
             f"trainer.strategy={cfg.trainer.strategy} with several devices needs the basic "
             "launcher (plain -m) or SLURM (hydra/launcher=slurm starts one task per device); "
-            "under joblib or submitit_local give each cell one device (README: Scaling out)."
+            "under joblib or submitit_local give each cell one device (docs/scaling.md)."
         )
 
 

@@ -77,6 +77,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     keys = varying_keys(cells)
     recipes = sorted({recipe(c, keys) for c in cells if c["init"] != BASELINE})
     one = len(recipes) == 1  # then validation and test; else validation, a style per recipe
+    curve = all("test/acc" in r for c in cells for r in c["history"])  # curve_test_size=0: none
     for ax, size in zip(axes[0], sizes, strict=True):
         for (rec, rec_style), arm in product(zip(recipes, LINESTYLES, strict=False), ARMS):
             runs = [
@@ -88,7 +89,6 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
                 continue
             n_ep = min(len(h) for h in runs)
             x = list(range(1, n_ep + 1))
-            curve = all("test/acc" in row for h in runs for row in h)  # curve_test_size=0: none
             splits = (("val", "-"), ("test", "--")) if one and curve else (("val", rec_style),)
             for split, style in splits:
                 y = [100 * sum(h[e][f"{split}/acc"] for h in runs) / len(runs) for e in range(n_ep)]
@@ -125,7 +125,9 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
         ncol=min(2, len(labelled)),
         fontsize=8,
     )
-    what = "validation (solid) and test (dashed)" if one else "validation (a style per recipe)"
+    what = "validation (a style per recipe)" if not one else "validation"
+    if one and curve:
+        what = "validation (solid) and test (dashed)"
     fig.suptitle(f"{name}: {what} accuracy per epoch\n{note}")
     fig.tight_layout()
     save_fig(fig, dest)

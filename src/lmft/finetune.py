@@ -25,7 +25,6 @@ from lmft.resolvers import register
 
 if TYPE_CHECKING:
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping
 
     from lmft.models import SentimentClassifier
 
@@ -160,6 +159,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     # module but runs no cell, so it starts the cells without first loading torch and Lightning;
     # and a finished cell is skipped without them.
     import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
 
     from lmft.callbacks import BestWeights, EpochLog
     from lmft.data import ClassificationDataModule, load_corpus

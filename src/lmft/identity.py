@@ -24,9 +24,17 @@ STAGE_SECTIONS = {
 }
 # Data keys only fine-tuning reads: they change cells, never the LM.
 FINETUNE_ONLY = frozenset({"data.train_size", "data.test_size", "data.curve_test_size"})
-# Data keys of the token ids alone: the linear baseline, which reads raw texts, never sees them.
-TOKENS_ONLY = frozenset(
-    {"data.tokenizer", "data.vocab_size", "data.min_frequency", "data.truncating", "data.use_unsup"}
+# Data keys only the neural arms read (the token ids, the LM's texts, the per-epoch test curve):
+# the linear baseline, which reads the raw labeled texts once, never sees them.
+NEURAL_ONLY = frozenset(
+    {
+        "data.tokenizer",
+        "data.vocab_size",
+        "data.min_frequency",
+        "data.truncating",
+        "data.use_unsup",
+        "data.curve_test_size",
+    }
 )
 # Data keys applied to the token ids after tokenization: results, but not the id cache's key.
 AFTER_TOKENS = FINETUNE_ONLY | {"data.truncating"}
@@ -55,7 +63,7 @@ NOT_RESULTS = frozenset(
     }
 )
 # Keys of a stage's sections that the stage never reads.
-UNREAD = {"pretrain": FINETUNE_ONLY, "baseline": TOKENS_ONLY}
+UNREAD = {"pretrain": FINETUNE_ONLY, "baseline": NEURAL_ONLY}
 # A fine-tuning cell's own axes, first in its folder name (`cell_name`).
 CELL_AXES = ("init", "data.train_size", "seed")
 

@@ -1,7 +1,7 @@
 """Find, download and read the IMDB Large Movie Review Dataset (official layout).
 
 The archive may be the official `aclImdb_v1.tar.gz` (with `train/unsup`), the
-labeled-only copy shipped to development machines, or either one extracted.
+labeled-only copy (no `train/unsup`), or either one extracted.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write the worked example's data: support tickets in three classes, plus unlabeled tickets.
 
-    python docs/example/make_data.py            # -> docs/example/data/{train,test}.csv, tickets.txt
+    python examples/tickets/make_data.py            # -> examples/tickets/data/{train,test}.csv, tickets.txt
 
 Templates filled at random (seeded), with words shared across classes and 10% of labels
 flipped, so the task is learnable but not trivial. Deterministic: the same files every time.
