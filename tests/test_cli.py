@@ -51,7 +51,14 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
         for n in ("50", "190")  # all = 240 - 50 (val)
     }
     assert {"n_seeds", "test_acc_mean", "test_acc_std"} <= set(rows[0])
-    for f in ("learning_curve.png", "epochs.png", "summary.md", "gaps.csv", "baseline_gaps.csv"):
+    for f in (
+        "learning_curve.png",
+        "epochs.png",
+        "summary.md",
+        "gaps.csv",
+        "baseline_gaps.csv",
+        "histories.csv",
+    ):
         assert (report / f).stat().st_size > 0, f
     assert "Gap = pretrained" in r.stdout and "Against the linear baseline" in r.stdout
     recorded = json.loads((report / "cells.json").read_text())

@@ -255,6 +255,10 @@ def test_a_rerun_names_what_it_wrote_and_removes_what_it_no_longer_writes(tmp_pa
     run(cfg, out)
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(
-        ["summary.md", "summary.csv", "cells.csv", "cells.json", "learning_curve.png", "epochs.png"]
+        ["summary.md", "summary.csv", "cells.csv", "cells.json", "histories.csv"]
+        + ["learning_curve.png", "epochs.png"]
     )
+    rows = (out / "histories.csv").read_text().splitlines()
+    # the cell counted (the fixture's c3 repeats c2's identity), one row per epoch
+    assert rows == ["cell,epoch,val/acc,test/acc", "c2,1,0.5,0.5", "c2,2,0.6,0.8"]
     assert f"({', '.join(files)})" in capsys.readouterr().err

@@ -142,6 +142,11 @@ def test_three_class_jsonl_softmax_head(cfg_for, tmp_path):
     model, _, labels, _ = predict.load_run(tmp_path / "cell")
     assert labels == ["mid", "neg", "pos"] and model.head.out_features == 3
     assert m["test/acc_at_best_val"] > 0.6  # chance is 1/3
+    # the linear baseline on the same three classes, the same held-out splits
+    base_cfg = cfg_for("finetune", base(tmp_path, f"data.train={train}", "init=baseline"))
+    b = finetune.run(base_cfg, tmp_path / "baseline")
+    assert (b["n_test"], b["n_val"]) == (m["n_test"], m["n_val"])
+    assert b["test/acc_at_best_val"] > 0.6
 
 
 def test_folder_per_label_and_stratified_holdout(cfg_for, tmp_path):

@@ -30,10 +30,12 @@ class EpochLog(L.Callback):
         self.eval_s += time.time() - self.eval_t0
 
     def eta(self, trainer, done_in_epoch: int) -> str:
-        """Time left for the run, at this process's pace so far (validation included)."""
+        """Time left for the run, at this process's pace so far (validation included); with
+        early stopping (`classifier.patience`) a bound: the run may stop sooner."""
         n = trainer.num_training_batches
         left = (trainer.max_epochs - trainer.current_epoch) * n - done_in_epoch
-        return f"{max(left, 0) * (time.time() - self.t0) / max(self.steps, 1):.0f} s left"
+        bound = "at most " if trainer.early_stopping_callback else ""
+        return f"{bound}{max(left, 0) * (time.time() - self.t0) / max(self.steps, 1):.0f} s left"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         """Per-step metrics (`*_step`) to TensorBoard every log_every_n_steps steps; without a

@@ -6,7 +6,8 @@
 Reads every finished cell (`<sweep_dir>/*/metrics.json`; unfinished cells, and any with the
 settings and seed of a cell already read, are listed, never counted) and writes summary.csv,
 gaps.csv (pretrained − scratch), baseline_gaps.csv (each neural arm − the linear baseline),
-cells.csv, cells.json (each cell's full settings, versions and git commit), summary.md,
+cells.csv, histories.csv (every cell's per-epoch rows), cells.json (each cell's full settings,
+versions and git commit), summary.md,
 learning_curve.png and epochs.png to the report dir, and prints the tables.
 Settings that differ between cells besides arm, size and seed (a swept classifier.pooling,
 say) make recipes: rows and gaps per recipe, and best_recipes.csv, each arm's best recipe per
@@ -41,7 +42,9 @@ from lmft.resolvers import register
 from lmft.tables import caption, markdown, settings_lines
 
 # What a report writes only for some sweeps: a rerun removes those it no longer writes.
-OPTIONAL_FILES = frozenset({"gaps.csv", "baseline_gaps.csv", "best_recipes.csv", "lm_budget.png"})
+OPTIONAL_FILES = frozenset(
+    {"gaps.csv", "baseline_gaps.csv", "best_recipes.csv", "histories.csv", "lm_budget.png"}
+)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
@@ -76,6 +79,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     write_csv(out("summary.csv"), summary)
     write_csv(out("cells.csv"), cell_rows)
+    # every neural cell's per-epoch history, one file: small enough to keep beside cells.csv
+    epochs = [{"cell": c["cell"], **row} for c in cells for row in c["history"]]
+    if epochs:
+        write_csv(out("histories.csv"), epochs)
     # every cell's full settings and the code that made it (versions, git commit)
     write_json(
         out("cells.json"),
