@@ -235,3 +235,27 @@ print(sorted({{"torch", "lightning"}} & set(sys.modules)))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "already finished" in r.stdout and r.stdout.splitlines()[-1] == "[]", r.stdout
+
+
+def test_names_that_leave_the_outputs_folder_are_refused_before_anything_is_written(
+    overrides, tmp_path
+):
+    ov = [o for o in overrides if not o.startswith(("experiment=", "paths.outputs="))]
+    ov += ["experiment=smoke", f"paths.outputs={tmp_path}/out/outputs"]
+    for stage, args in (
+        ("lmft.pretrain", ["name=../../escape"]),
+        ("lmft.finetune", ["-m", "name=../../escape"]),
+        ("lmft.finetune", ["lm_name=a/b", "init=pretrained"]),
+        ("lmft.report", ["name=.."]),
+    ):
+        r = cli(stage, *args, *ov, cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, stage
+        assert r.stderr.startswith("error: ") and "one folder name under paths.outputs" in r.stderr
+    assert not (tmp_path / "out/escape").exists() and not (tmp_path / "escape").exists()
+    made = tmp_path / "out/outputs"
+    assert not [p for p in made.rglob("*") if p.is_file()]  # nothing written, no cell folder
+
+
+def test_the_token_cache_follows_paths_outputs(cfg_for, tmp_path):
+    cfg = cfg_for("finetune", ["experiment=smoke", f"paths.outputs={tmp_path}/elsewhere"])
+    assert cfg.data.cache_dir == f"{tmp_path}/elsewhere/cache"

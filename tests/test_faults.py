@@ -148,3 +148,54 @@ def test_a_resumed_pretraining_equals_an_uninterrupted_one_with_dropout_on(overr
         for d in ("once", "twice")
     )
     assert ma["val/loss"] == mb["val/loss"]
+
+
+def test_checkpoints_are_written_beside_their_destination(cfg_for, overrides, monkeypatch):
+    """Every temporary file a pretraining writes lies in the folder of the file it becomes:
+    the final rename is atomic even where $TMPDIR is another filesystem."""
+    import tempfile
+
+    from lmft import pretrain
+
+    dirs, mkstemp = [], tempfile.mkstemp
+    monkeypatch.setattr(
+        tempfile, "mkstemp", lambda *a, **k: dirs.append(k.get("dir")) or mkstemp(*a, **k)
+    )  # noqa: E501
+    cfg = cfg_for("pretrain", [*overrides, "lm.epochs=1"])
+    pdir = Path(cfg.paths.pretrain_dir)
+    pretrain.run(cfg, pdir)
+    assert (pdir / "checkpoints/last.ckpt").exists()
+    assert None not in dirs and pdir / "checkpoints" in map(Path, dirs), dirs
+
+
+def test_an_unreadable_last_checkpoint_is_set_aside_and_the_run_goes_on(overrides, tmp_path):
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    args = [sys.executable, "-m", "lmft.pretrain", "experiment=smoke", "lm.epochs=2", *ov]
+
+    def run():
+        return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    assert run().returncode == 0
+    pdir = tmp_path / "outputs/pretrain/smoke"
+    last = pdir / "checkpoints/last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a truncated write
+    (pdir / "metrics.json").unlink()
+    r = run()
+    assert r.returncode == 0, r.stderr
+    assert "unreadable" in r.stderr and (pdir / "checkpoints/last.ckpt.unreadable").exists()
+    assert json.loads((pdir / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from lmft.errors import LmftError
+    from lmft.io import torch_save
+
+    def short_write(obj, f):
+        Path(f).write_bytes(b"PK\x03\x04partial")
+        raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos 1408 vs 1302")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    dest = tmp_path / "run/encoder.pt"
+    with pytest.raises(LmftError, match=f"no space left on device writing {dest}"):
+        torch_save({"x": 1}, dest)
+    assert list(dest.parent.iterdir()) == []

@@ -124,6 +124,36 @@ def test_predict_cli_args_stdin_json_and_errors(binary_csv, cfg_for, tmp_path, c
     assert any(ep.value == "lmft.predict:main" for ep in entry_points(name="lmft-predict"))
 
 
+def test_predict_edge_inputs_are_consistent_and_errors_say_what(binary_csv, cfg_for, tmp_path):
+    """A text with no tokens gets no label (never a crashed batch); a whitespace-only argument
+    is treated as a blank line is; bad UTF-8, a missing --file and an encoder.pt given as
+    model.pt are `error:` lines that say what they are."""
+    ov = [*binary_csv, "init=scratch", "classifier.epochs=1", "data.tokenizer=keras"]
+    cfg = cfg_for("finetune", [*ov, "name=keras"])
+    cell = Path(cfg.paths.sweep_dir) / cfg.cell
+    finetune.run(cfg, cell)
+
+    def run(*args, stdin=b""):
+        return subprocess.run([sys.executable, "-m", "lmft.predict", str(cell), *args],
+                              input=stdin, capture_output=True)  # fmt: skip
+
+    r = run("--json", "great film", "!!!", "   ", "dull")
+    objs = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert r.returncode == 0 and [o["text"] for o in objs] == ["great film", "!!!", "", "dull"]
+    assert [o["label"] is None for o in objs] == [False, True, True, False]
+    r = run("--file", "-", stdin=b"good \xff film\n")
+    assert r.returncode == 2 and b"error: standard input is not UTF-8" in r.stderr
+    r = run("--file", str(tmp_path / "nope.txt"))
+    assert r.returncode == 2 and b"nope.txt: no such file" in r.stderr
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    pcfg = cfg_for("pretrain", [*binary_csv, "name=keras", "data.tokenizer=keras"])
+    pretrain.run(pcfg, Path(pcfg.paths.pretrain_dir))
+    (fake / "model.pt").write_bytes((Path(pcfg.paths.pretrain_dir) / "encoder.pt").read_bytes())
+    with pytest.raises(LmftError, match="a pretraining run's encoder"):
+        predict.load_run(fake)
+
+
 def test_three_class_jsonl_softmax_head(cfg_for, tmp_path):
     rows = examples(["neg", "mid", "pos"], 60, 0)
     train = write_jsonl(tmp_path / "train.jsonl", rows)
@@ -240,3 +270,70 @@ def test_tsv_with_own_column_names(tmp_path):
 
     assert label_names(["10", "2", "1", "2"], None) == ["1", "2", "10"]  # integers: numeric order
     assert label_names(["b", "a"], ["b", "a"]) == ["b", "a"]  # data.labels fixes the order
+
+
+def test_own_data_never_changes_silently(tmp_path, capsys):
+    """A missing label is an error naming the file and line; one number spelt two ways is
+    refused; a TSV text starting with a quote is read as text; each file's count is printed."""
+    from lmft.data.text_files import read_labeled
+
+    jl = tmp_path / "d.jsonl"
+    jl.write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": null}\n')
+    with pytest.raises(LmftError, match=r"d.jsonl, line 2: an empty or missing label"):
+        read_labeled(jl, "auto", "text", "label")
+    cs = tmp_path / "d.csv"
+    cs.write_text("text,label\ngood,pos\nbad,\n")
+    with pytest.raises(LmftError, match=r"d.csv, line 3: an empty or missing label"):
+        read_labeled(cs, "auto", "text", "label")
+    jl.write_text('{"text": "good", "label": 1}\n{"text": "bad", "label": 1.0}\n')
+    with pytest.raises(LmftError, match="'1' and '1.0' are one number spelt two ways"):
+        read_labeled(jl, "auto", "text", "label")
+    rows = ['"quoted start\t1'] + [f"text {i}\t{i % 2}" for i in range(300)]
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("text\tlabel\n" + "\n".join(rows) + "\n")
+    capsys.readouterr()
+    texts, labels = read_labeled(tsv, "auto", "text", "label")
+    assert len(texts) == 301 and texts[0] == '"quoted start' and labels[:2] == ["1", "0"]
+    assert f"{tsv}: 301 examples" in capsys.readouterr().err
+
+
+def test_own_data_faults_are_error_lines_and_excel_csv_reads(tmp_path):
+    """Invalid UTF-8 and a JSONL line that is not an object are `error:` messages with the file
+    (and line); a BOM (Excel's "CSV UTF-8") and a text over csv's 128 KiB default both read."""
+    from lmft.data.text_files import read_labeled
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"text,label\ngood \xff\xfe,pos\n")
+    with pytest.raises(LmftError, match=r"bad.csv is not UTF-8 text \(byte"):
+        read_labeled(bad, "auto", "text", "label")
+    arr = tmp_path / "arr.jsonl"
+    arr.write_text('{"text": "good", "label": "pos"}\n["bad", "neg"]\n')
+    with pytest.raises(LmftError, match=r"arr.jsonl, line 2: a JSON list, not an object"):
+        read_labeled(arr, "auto", "text", "label")
+    excel = tmp_path / "excel.csv"
+    long = "word " * 40_000  # 200 KB in one field
+    excel.write_bytes("\ufefftext,label\n".encode() + f'"{long}",pos\nshort,neg\n'.encode())
+    texts, labels = read_labeled(excel, "auto", "text", "label")
+    assert labels == ["pos", "neg"] and len(texts[0]) == len(long.strip())
+
+
+def test_long_overrides_give_folder_names_that_fit_and_stay_stable(tmp_path):
+    """Three data files in a deep folder and more overrides: a cell name of over 255 bytes
+    becomes its start and a hash, the same on a rerun (which then skips the finished cells)."""
+    deep = tmp_path / ("a_rather_long_folder_name_for_data_" * 3) / "and_one_more_level_of_it"
+    deep.mkdir(parents=True)
+    sizes = (("train", 60), ("validation", 15), ("test", 20))
+    paths = [write_csv(deep / f"{s}_split_file.csv", examples(["neg", "pos"], n, i))
+             for i, (s, n) in enumerate(sizes)]  # fmt: skip
+    args = [
+        sys.executable, "-m", "lmft.finetune", "-m", "init=scratch,baseline",
+        *base(tmp_path, f"data.train={paths[0]}", f"data.validation={paths[1]}",
+              f"data.test={paths[2]}", "classifier.epochs=1", "classifier.lr=0.002"),
+    ]  # fmt: skip
+    for _ in ("first run", "rerun"):
+        r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        cells = sorted(p for p in (tmp_path / "outputs/sweeps/smoke").iterdir() if p.is_dir())
+        assert len(cells) == 4 and all(len(c.name.encode()) <= 255 for c in cells)
+        assert any(",hash=" in c.name for c in cells)
+    assert r.stdout.count("already finished") == 4

@@ -47,6 +47,22 @@ def _remove_if_unused(out_dir: Path, job_name: str) -> None:
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def check_names(argv: list[str]) -> None:
+    """Before Hydra makes any folder: a `name=` or `lm_name=` override that would leave
+    `paths.outputs` is one `error:` line and exit code 2 (Hydra, resolving its run folder from
+    it, would fail later with a traceback)."""
+    from lmft.resolvers import run_name
+
+    for arg in argv[1:]:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") in ("name", "lm_name"):
+            try:
+                run_name(value)
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(2)
+
+
 def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
     """Body of every @hydra.main: call `run` in Hydra's output dir; user errors exit 2 cleanly.
 

@@ -11,6 +11,7 @@ metrics.json is complete is skipped, so an interrupted sweep resumes where it st
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lmft.cli import entry
+from lmft.cli import check_names, entry
 from lmft.errors import LmftError
 from lmft.identity import cell_stage, override_key, read_finished, reads, run_identity
 from lmft.resolvers import register
@@ -261,4 +262,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_names(sys.argv)
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from lmft.errors import LmftError
 
 
 @contextmanager
@@ -42,10 +45,20 @@ def write_text(dest: str | Path, text: str) -> None:
 
 
 def torch_save(obj: Any, dest: str | Path) -> None:
+    """torch.save, atomically; a full disk is an LmftError that names the file."""
     import torch  # here, so that the report (no torch) can use this module
 
-    with atomic_path(dest) as tmp:
-        torch.save(obj, tmp)
+    try:
+        with atomic_path(dest) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as e:
+        # torch reports a short write as "unexpected pos N vs M"
+        if getattr(e, "errno", None) != errno.ENOSPC and "unexpected pos" not in str(e):
+            raise
+        raise LmftError(
+            f"no space left on device writing {dest} (nothing was left half-written); free "
+            f"space under {Path(dest).parent} and run the same command again."
+        ) from e
 
 
 def write_csv(dest: str | Path, rows: list[dict]) -> None:

@@ -5,7 +5,9 @@
     echo "Great acting, weak plot." | lmft-predict RUN_DIR
 
 Prints one line per text, in input order: label, its probability, the text (or, with --json,
-one JSON object per line with every class's probability).
+one JSON object per line with every class's probability). Texts are stripped of surrounding
+whitespace; one with no tokens (a blank line or argument, or only characters the tokenizer
+drops) gets an empty label and probability, so output lines always match input lines.
 """
 
 from __future__ import annotations
@@ -40,18 +42,24 @@ def predict(
     max_len: int,
     batch_size: int = 64,
 ) -> list[dict]:
-    """One dict per text (input order): label, probability, probabilities per class."""
-    seqs = [torch.tensor(e.ids[:max_len]) for e in tok.encode_batch(texts)]
-    lengths = torch.tensor([len(x) for x in seqs])
+    """One dict per text (input order): label, probability, probabilities per class. A text
+    with no tokens (blank, or only what the tokenizer drops, such as "!!!" under
+    `data.tokenizer=keras`) gets none of them: there is nothing to classify."""
+    seqs = [torch.tensor(e.ids[:max_len], dtype=torch.long) for e in tok.encode_batch(texts)]
+    some = [i for i, (t, x) in enumerate(zip(texts, seqs, strict=True)) if t.strip() and len(x)]
+    lengths = torch.tensor([len(seqs[i]) for i in some], dtype=torch.long)
     device = next(model.parameters()).device
     probs: list[list[float] | None] = [None] * len(seqs)
     for idx in BucketBatchSampler(lengths, batch_size, shuffle=False):  # length order: less padding
-        batch = collate([(seqs[i], 0) for i in idx])
+        batch = collate([(seqs[some[i]], 0) for i in idx])
         p = model.class_probs(batch["ids"].to(device), batch["lengths"].to(device)).cpu()
         for i, row in zip(idx, p.tolist(), strict=True):
-            probs[i] = row
+            probs[some[i]] = row
     out = []
     for text, row in zip(texts, probs, strict=True):
+        if row is None:
+            out.append({"text": text, "label": None, "probability": None, "probabilities": None})
+            continue
         best = max(range(len(row)), key=row.__getitem__)
         out.append(
             {
@@ -64,27 +72,32 @@ def predict(
     return out
 
 
+def _lines(raw: bytes, name: str) -> list[str]:
+    """The stripped lines of UTF-8 bytes (a byte-order mark is dropped)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LmftError(f"{name} is not UTF-8 text (byte {e.start}: {e.reason}).") from e
+    return [line.strip() for line in text.splitlines()]
+
+
 def read_texts(args: argparse.Namespace) -> list[str]:
-    """The texts in input order; a blank line stays (as "") so output lines match input lines."""
-    texts = list(args.texts)
-    if args.file:
-        f = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with f:
-            texts += [line.strip() for line in f]
+    """The texts in input order, each stripped of surrounding whitespace; a blank one stays (as
+    "") so that output lines match input lines, from arguments and files alike."""
+    texts = [t.strip() for t in args.texts]
+    if args.file == "-":
+        texts += _lines(sys.stdin.buffer.read(), "standard input")
+    elif args.file:
+        if not Path(args.file).is_file():
+            raise LmftError(f"--file {args.file}: no such file.")
+        texts += _lines(Path(args.file).read_bytes(), args.file)
     elif not texts:
         if sys.stdin.isatty():
             raise LmftError("No texts: give them as arguments, with --file, or on stdin.")
-        texts = [line.strip() for line in sys.stdin]
+        texts = _lines(sys.stdin.buffer.read(), "standard input")
     if not any(texts):
         raise LmftError("No texts to classify (the input was empty).")
     return texts
-
-
-def predict_lines(model, tok, labels, texts: list[str], max_len: int, batch_size: int):
-    """`predict` for the non-blank texts; a blank one gets a result with no label."""
-    filled = iter(predict(model, tok, labels, [t for t in texts if t], max_len, batch_size))
-    blank = {"text": "", "label": None, "probability": None, "probabilities": None}
-    return [next(filled) if t else blank for t in texts]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, tok, labels, max_len = load_run(args.run_dir, device)
         texts = read_texts(args)
-        results = predict_lines(model, tok, labels, texts, max_len, args.batch_size)
+        results = predict(model, tok, labels, texts, max_len, args.batch_size)
     except (LmftError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.json:
             print(json.dumps(r, ensure_ascii=False))
         elif r["label"] is None:
-            print("\t\t")  # a blank input line
+            print(f"\t\t{r['text']}")  # nothing to classify: a blank line, or no tokens
         else:
             print(f"{r['label']}\t{r['probability']:.3f}\t{r['text']}")
 

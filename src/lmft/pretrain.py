@@ -11,6 +11,8 @@ with the same settings.
 from __future__ import annotations
 
 import math
+import sys
+import zipfile
 from pathlib import Path
 
 import hydra
@@ -20,7 +22,7 @@ from omegaconf import DictConfig
 from tokenizers import Tokenizer
 
 from lmft.callbacks import EpochLog, RNGState, Snapshots
-from lmft.cli import entry
+from lmft.cli import check_names, entry
 from lmft.data import LMDataModule, load_corpus
 from lmft.errors import LmftError
 from lmft.identity import read_finished, run_identity
@@ -124,6 +126,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         ],
     )
     last = ckpt_dir / "last.ckpt"
+    if last.exists() and not zipfile.is_zipfile(last):  # truncated (an older lmft's write)
+        last.replace(last.with_suffix(".ckpt.unreadable"))
+        print(
+            f"[pretrain] {last} is unreadable (truncated?): set aside as last.ckpt.unreadable; "
+            "no earlier state is kept, so training starts again from epoch 1",
+            file=sys.stderr,
+        )
     if last.exists():
         print(f"[pretrain] resuming from {last}")
     trainer.fit(model, dm, ckpt_path=str(last) if last.exists() else None)
@@ -158,4 +167,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_names(sys.argv)
     main()

@@ -26,7 +26,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lmft.cli import entry
+from lmft.cli import check_names, entry
 from lmft.comparison import (
     against_baseline,
     at_largest_budget,
@@ -134,4 +134,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_names(sys.argv)
     main()

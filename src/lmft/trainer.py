@@ -9,9 +9,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
+
+from lmft.io import torch_save
 
 # Lightning's notices that say nothing about this run: one per cell, hundreds per sweep.
 for _message in (
@@ -26,6 +29,15 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 # Lightning prints its notices through a handler of its own. Imported after Hydra has set up a
 # job's logging (as finetune imports it, in the job), they would reach Hydra's too: twice.
 logging.getLogger("lightning").propagate = False
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside their destination, then renamed onto it:
+    a full disk or a kill leaves the previous checkpoint whole. (Lightning's own goes through
+    a temporary file elsewhere, then a move that across filesystems is a plain copy.)"""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        torch_save(checkpoint, path)
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: list) -> L.Trainer:
@@ -46,6 +58,7 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
         gradient_clip_val=t.gradient_clip_val,
         logger=logger,
         callbacks=[*callbacks, LearningRateMonitor()],  # lr-Adam/<layer group> per step
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out_dir),
         enable_checkpointing=any(
             isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks

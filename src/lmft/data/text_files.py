@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import sys
 from pathlib import Path
 
 from lmft.data.texts import Texts
 from lmft.errors import LmftError
 
+csv.field_size_limit(2**31 - 1)  # a CSV text of any length (the module's default is 128 KiB)
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
@@ -34,19 +36,41 @@ def _format(path: Path, fmt: str) -> str:
     )
 
 
-def _rows(path: Path, fmt: str) -> list[dict]:
-    if fmt == "jsonl":
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as e:
-                        raise LmftError(f"{path}, line {i}: not valid JSON ({e}).") from e
-        return rows
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ","))
+def _rows(path: Path, fmt: str) -> list[tuple[int, dict]]:
+    """(line number, row) of every example in a CSV, TSV or JSONL file. UTF-8, with or without
+    a byte-order mark (Excel's "CSV UTF-8"); TSV is read without quote handling (a `"` is
+    text); a text of any length."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            if fmt == "jsonl":
+                rows = []
+                for i, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                        except ValueError as e:
+                            raise LmftError(f"{path}, line {i}: not valid JSON ({e}).") from e
+                        if not isinstance(row, dict):
+                            raise LmftError(
+                                f"{path}, line {i}: a JSON {type(row).__name__}, not an object "
+                                'with the text and label columns ({"text": ..., "label": ...}).'
+                            )
+                        rows.append((i, row))
+                return rows
+            quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting)
+            return [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as e:
+        raise LmftError(
+            f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8."
+        ) from e
+    except csv.Error as e:
+        raise LmftError(f"{path}: not readable as {fmt.upper()} ({e}).") from e
+
+
+def _label(value) -> str:
+    """A label as text: JSON numbers as written (1 and 1.0 are compared later), None as ''."""
+    return "" if value is None else str(value).strip()
 
 
 def read_labeled(path: str | Path, fmt: str, text_column: str, label_column: str):
@@ -57,28 +81,59 @@ def read_labeled(path: str | Path, fmt: str, text_column: str, label_column: str
     fmt = _format(path, fmt)
     if fmt == "folder":
         files = sorted(p for p in path.glob("*/*") if p.is_file())
-        texts = [p.read_text(encoding="utf-8").strip() for p in files]
+        texts = [_read_text(p).strip() for p in files]
         labels = [p.parent.name for p in files]
+        where = [str(p) for p in files]
     else:
         rows = _rows(path, fmt)
         if rows:
-            missing = [c for c in (text_column, label_column) if c not in rows[0]]
+            missing = [c for c in (text_column, label_column) if c not in rows[0][1]]
             if missing:
                 raise LmftError(
                     f"{path} has no column {', '.join(map(repr, missing))}; its columns are "
-                    f"{', '.join(map(repr, rows[0]))}. Set data.text_column / data.label_column."
+                    f"{', '.join(map(repr, rows[0][1]))}. Set data.text_column / "
+                    "data.label_column."
                 )
-        texts = [str(r.get(text_column) or "").strip() for r in rows]
-        labels = [str(r.get(label_column, "")).strip() for r in rows]
+        texts = [_label(r.get(text_column)) for _, r in rows]
+        labels = [_label(r.get(label_column)) for _, r in rows]
+        where = [f"{path}, line {i}" for i, _ in rows]
     if not texts:
         raise LmftError(f"{path} holds no examples.")
     empty = [i for i, (t, y) in enumerate(zip(texts, labels, strict=True)) if not t or not y]
     if empty:
+        what = "label" if texts[empty[0]] else "text"
         raise LmftError(
-            f"{path}: {len(empty)} example(s) with an empty text or label (first: example "
-            f"{empty[0] + 1}). Remove them or fill them in."
+            f"{where[empty[0]]}: an empty or missing {what} ({len(empty)} example(s) in all "
+            "with an empty text or label). Remove them or fill them in."
         )
+    _same_number(labels, path)
+    print(f"{path}: {len(texts):,} examples", file=sys.stderr)
     return texts, labels
+
+
+def _same_number(labels: list[str], path: Path) -> None:
+    """Two spellings of one number (1 and 1.0) would be two classes: refused."""
+    by_value: dict[float, str] = {}
+    for y in dict.fromkeys(labels):
+        try:
+            v = float(y)
+        except ValueError:
+            continue
+        if v in by_value:
+            raise LmftError(
+                f"{path}: the labels {by_value[v]!r} and {y!r} are one number spelt two ways, "
+                "which would make two classes. Spell every label of a class the same way."
+            )
+        by_value[v] = y
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LmftError(
+            f"{p} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8."
+        ) from e
 
 
 def label_names(train_labels: list[str], given: list | None) -> list[str]:
@@ -150,7 +205,7 @@ def read_plain_texts(paths: list[Path], doc_per: str) -> list[str]:
         raise LmftError(f"pretrain_data.doc_per must be 'line' or 'file', not {doc_per!r}.")
     docs = []
     for p in paths:
-        text = p.read_text(encoding="utf-8")
+        text = _read_text(p)
         docs += [t.strip() for t in text.splitlines()] if doc_per == "line" else [text.strip()]
     docs = [d for d in docs if d]
     if not docs:

@@ -27,6 +27,11 @@ def _load(path: Path, fmt: int, remedy: str) -> dict:
         blob["state_dict"]
     except Exception as e:
         raise LmftError(f"{path} is unreadable or truncated ({type(e).__name__}). {remedy}") from e
+    if fmt == MODEL_FORMAT and "labels" not in blob and "kwargs" in blob:
+        raise LmftError(
+            f"{path} is a pretraining run's encoder (an encoder.pt), not a fine-tuned "
+            f"classifier's model.pt. {remedy}"
+        )
     if blob.get("format") != fmt:
         raise LmftError(
             f"{path} was written by an older lmft (format {blob.get('format')}). {remedy}"
