@@ -189,7 +189,8 @@ elif [ "${ABLATION:-0}" != 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   # the protocol's cells at these sizes are the pooling sweep's mean-pooling ones (same settings,
   # seed and LM; the finish check compares them): copied, not trained again
   for d in "$RUNS/sweeps/$EXP"/init=*,n={"$SIZE",all},seed=[0-2]; do
-    to="$RUNS/sweeps/${EXP}_ablation/${d##*/},classifier.pooling=mean"
+    to="$RUNS/sweeps/${EXP}_ablation/${d##*/}"  # the baseline's cells keep their names
+    case ${d##*/} in init=baseline,*) ;; *) to="$to,classifier.pooling=mean" ;; esac
     [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -rp "$d" "$to"
   done
   # two sweeps side by side, JOBS cells at a time each: pooling x arms x all/SIZE labels (the

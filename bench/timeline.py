@@ -22,8 +22,10 @@ from lmft.errors import LmftError
 TIMES = ("start", "fit", "test", "done")
 
 
-def cell_times(cell_dir: Path, history: list[dict]) -> dict:
-    """A finished cell's times (unix seconds) and its history's totals."""
+def cell_times(cell_dir: Path, cell: dict) -> dict:
+    """A finished cell's times (unix seconds) and its history's totals (a baseline cell has no
+    epochs: its fitting time)."""
+    history = cell["history"]
     # event file names hold their creation time: events.out.tfevents.<unix time>.<host>...
     tb = sorted(int(p.name.split(".")[3]) for p in (cell_dir / "tb").glob("events.out.tfevents.*"))
     return {
@@ -31,7 +33,7 @@ def cell_times(cell_dir: Path, history: list[dict]) -> dict:
         "fit": tb[0] if tb else None,
         "test": tb[1] if len(tb) > 1 else None,
         "done": (cell_dir / "metrics.json").stat().st_mtime,
-        "train_s": history[-1]["time_s"],
+        "train_s": history[-1]["time_s"] if history else cell["baseline"]["fit_s"],
         "eval_s": sum(r["eval_s"] for r in history),
     }
 
@@ -45,7 +47,7 @@ def main() -> None:
         found, _ = load_cells(args.sweep_dir)
     except LmftError as e:
         raise SystemExit(f"timeline: {e}") from None
-    cells = {c["cell"]: cell_times(args.sweep_dir / c["cell"], c["history"]) for c in found}
+    cells = {c["cell"]: cell_times(args.sweep_dir / c["cell"], c) for c in found}
     zero = args.since if args.since is not None else min(t["start"] for t in cells.values())
     width = max(map(len, cells))
     print(f"{'cell':<{width}}  start    fit   test   done  train_s  eval_s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from lmft.comparison import BASELINE, at_largest_budget, flatten, spelt, varying_keys
 
@@ -29,17 +30,16 @@ def settings_lines(cells: list[dict]) -> list[str]:
         )
         lines.append(f"- {section}: {shown}")
     if varying:
-        values = {k: sorted({spelt(flatten(c["identity"]).get(k)) for c in cells}) for k in varying}
+        values = {
+            k: sorted({spelt(flatten(c["identity"]).get(k)) for c in neural(cells)})
+            for k in varying
+        }
         shown = "; ".join(f"`{k}` ({', '.join(v)})" for k, v in values.items())
         lines.append(f"- settings that differ between cells: {shown}")
     base = [c for c in cells if c["init"] == BASELINE]
     if base:
         grid = base[0]["identity"]["init"]
-        chosen: dict[str, int] = {}
-        for c in base:
-            chosen[c["baseline"]["chosen"]["model"]] = (
-                chosen.get(c["baseline"]["chosen"]["model"], 0) + 1
-            )
+        chosen = Counter(c["baseline"]["chosen"]["model"] for c in base)
         lines.append(
             f"- baseline: {' / '.join(grid['models'])} on word 1- to {grid['ngram_max']}-grams, "
             f"C in {grid['C']}, model and C chosen per cell on validation "
