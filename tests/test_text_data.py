@@ -272,22 +272,26 @@ def test_tsv_with_own_column_names(tmp_path):
     assert label_names(["b", "a"], ["b", "a"]) == ["b", "a"]  # data.labels fixes the order
 
 
+def refused(path: Path, content: str | bytes, message: str) -> None:
+    """`content`, written to `path`, is refused by the reader with `message`."""
+    from lmft.data.text_files import read_labeled
+
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(LmftError, match=message):
+        read_labeled(path, "auto", "text", "label")
+
+
 def test_own_data_never_changes_silently(tmp_path, capsys):
     """A missing label is an error naming the file and line; one number spelt two ways is
     refused; a TSV text starting with a quote is read as text; each file's count is printed."""
     from lmft.data.text_files import read_labeled
 
-    jl = tmp_path / "d.jsonl"
-    jl.write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": null}\n')
-    with pytest.raises(LmftError, match=r"d.jsonl, line 2: an empty or missing label"):
-        read_labeled(jl, "auto", "text", "label")
-    cs = tmp_path / "d.csv"
-    cs.write_text("text,label\ngood,pos\nbad,\n")
-    with pytest.raises(LmftError, match=r"d.csv, line 3: an empty or missing label"):
-        read_labeled(cs, "auto", "text", "label")
-    jl.write_text('{"text": "good", "label": 1}\n{"text": "bad", "label": 1.0}\n')
-    with pytest.raises(LmftError, match="'1' and '1.0' are one number spelt two ways"):
-        read_labeled(jl, "auto", "text", "label")
+    jl, cs = tmp_path / "d.jsonl", tmp_path / "d.csv"
+    missing = '{"text": "good", "label": "pos"}\n{"text": "bad", "label": null}\n'
+    refused(jl, missing, r"d.jsonl, line 2: an empty or missing label")
+    refused(cs, "text,label\ngood,pos\nbad,\n", r"d.csv, line 3: an empty or missing label")
+    twice = '{"text": "good", "label": 1}\n{"text": "bad", "label": 1.0}\n'
+    refused(jl, twice, "'1' and '1.0' are one number spelt two ways")
     rows = ['"quoted start\t1'] + [f"text {i}\t{i % 2}" for i in range(300)]
     tsv = tmp_path / "d.tsv"
     tsv.write_text("text\tlabel\n" + "\n".join(rows) + "\n")
@@ -302,14 +306,10 @@ def test_own_data_faults_are_error_lines_and_excel_csv_reads(tmp_path):
     (and line); a BOM (Excel's "CSV UTF-8") and a text over csv's 128 KiB default both read."""
     from lmft.data.text_files import read_labeled
 
-    bad = tmp_path / "bad.csv"
-    bad.write_bytes(b"text,label\ngood \xff\xfe,pos\n")
-    with pytest.raises(LmftError, match=r"bad.csv is not UTF-8 text \(byte"):
-        read_labeled(bad, "auto", "text", "label")
-    arr = tmp_path / "arr.jsonl"
-    arr.write_text('{"text": "good", "label": "pos"}\n["bad", "neg"]\n')
-    with pytest.raises(LmftError, match=r"arr.jsonl, line 2: a JSON list, not an object"):
-        read_labeled(arr, "auto", "text", "label")
+    bad_utf8 = b"text,label\ngood \xff\xfe,pos\n"
+    refused(tmp_path / "bad.csv", bad_utf8, r"bad.csv is not UTF-8 text \(byte")
+    array = '{"text": "good", "label": "pos"}\n["bad", "neg"]\n'
+    refused(tmp_path / "arr.jsonl", array, r"arr.jsonl, line 2: a JSON list, not an object")
     excel = tmp_path / "excel.csv"
     long = "word " * 40_000  # 200 KB in one field
     excel.write_bytes("\ufefftext,label\n".encode() + f'"{long}",pos\nshort,neg\n'.encode())
