@@ -95,6 +95,10 @@ def ulmfit_overrides() -> tuple[list[str], list[str]]:
 
 @pytest.fixture
 def cfg_for():
+    from lmft.resolvers import register
+
+    register()  # the configs' ${lmft....} resolvers, as each entry point registers them
+
     def make(stage: str, overrides: list[str], hydra: bool = False):
         with initialize_config_dir(config_dir=CONF, version_base="1.3"):
             return compose(stage, overrides=overrides, return_hydra_config=hydra)

@@ -117,7 +117,10 @@ def test_refused_sizes_leave_no_cell_folder(overrides, tmp_path):
             *ov, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 2
     sweep = tmp_path / "outputs/sweeps/smoke"
-    assert not [p for p in sweep.iterdir() if p.is_dir()], list(sweep.iterdir())
+    assert not sweep.exists()  # a sweep refused at its first cell leaves no folder
+    r = cli("lmft.finetune", "-m", "experiment=smoke", "init=pretrained", *ov, cwd=tmp_path)
+    assert r.returncode == 2 and "python -m lmft.pretrain" in r.stderr
+    assert not sweep.exists()  # nor does one whose LM is missing
 
 
 def test_other_lm_settings_remedy_works_as_printed(overrides, tmp_path):

@@ -455,3 +455,19 @@ def test_no_test_curve_reads_validation_alone(cfg_for, overrides, tmp_path):
     assert all("test/acc" not in r and "val/acc" in r for r in m["history"])
     assert m["n_test_curve"] == 0 and m["test/acc_curve_max"] is None
     assert 0 < m["test/acc_at_best_val"] <= 1
+
+
+def test_a_cell_another_process_is_training_is_skipped(cfg_for, overrides, tmp_path, capsys):
+    """Two processes on one cell: the second skips it (a rerun reads the first one's result)
+    instead of training it too; once the lock is free the cell trains."""
+    import fcntl
+
+    cfg = cfg_for("finetune", [*overrides, "init=scratch", "data.train_size=40"])
+    out = tmp_path / "cell"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # what the first process holds while it trains
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert finetune.run(cfg, out) == {}
+    assert "being trained by another process" in capsys.readouterr().out
+    assert not (out / "metrics.json").exists()
+    assert finetune.run(cfg, out)["train_size"] == 40 and (out / "metrics.json").exists()

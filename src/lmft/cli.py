@@ -41,10 +41,14 @@ def _check_ddp_launcher(cfg: DictConfig, hc) -> None:
 
 
 def _remove_if_unused(out_dir: Path, job_name: str) -> None:
-    """Delete a run folder that holds only what Hydra put there (refused input leaves nothing)."""
-    hydra_own = {".hydra", f"{job_name}.log"}
+    """Delete a run folder that holds only what Hydra (and the cell's lock) put there, and a
+    sweep folder left with nothing but Hydra's multirun.yaml: refused input leaves nothing."""
+    hydra_own = {".hydra", f"{job_name}.log", ".lock"}
     if out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= hydra_own:
         shutil.rmtree(out_dir, ignore_errors=True)
+        sweep = out_dir.parent
+        if sweep.is_dir() and {p.name for p in sweep.iterdir()} <= {"multirun.yaml"}:
+            shutil.rmtree(sweep, ignore_errors=True)
 
 
 def check_names(argv: list[str]) -> None:

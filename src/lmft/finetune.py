@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from lmft.cli import check_names, entry
 from lmft.errors import LmftError
 from lmft.identity import cell_stage, override_key, read_finished, reads, run_identity
+from lmft.locks import cell_lock
 from lmft.resolvers import register
 
 if TYPE_CHECKING:
@@ -146,16 +147,37 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
+    """A cell, unless it is finished (skipped) or another process is training it (skipped:
+    a rerun picks up its result)."""
     out_dir = Path(out_dir)
     identity = run_identity(cfg, cell_stage(cfg.init.name))
-    done = read_finished(out_dir / "metrics.json", identity, "cell")
-    if done:
-        print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); skipping.")
-        return done
-    if cfg.init.name == "baseline":  # the linear yardstick: scikit-learn, no torch model
-        from lmft.baseline import run_cell
 
-        return run_cell(cfg, out_dir, identity)
+    def finished() -> dict | None:
+        done = read_finished(out_dir / "metrics.json", identity, "cell")
+        if done:
+            print(f"[finetune] {out_dir} already finished (test/acc {done['test/acc']:.4f}); "
+                  "skipping.")  # fmt: skip
+        return done
+
+    if done := finished():
+        return done
+    with cell_lock(out_dir) as mine:
+        if not mine:
+            print(f"[finetune] {out_dir} is being trained by another process; skipping it "
+                  "(a rerun reads its result).")  # fmt: skip
+            return {}
+        if done := finished():  # it finished between the check above and the lock
+            return done
+        if cfg.init.name == "baseline":  # the linear yardstick: scikit-learn, no torch model
+            from lmft.baseline import run_cell
+
+            return run_cell(cfg, out_dir, identity)
+        return train_cell(cfg, out_dir, identity)
+
+
+def train_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
+    """A neural cell: fine-tune, read the test set with the last and the best weights, write
+    model.pt and the results."""
     # Imported here, not at the top: a sweep's launcher process (joblib, submitit) imports this
     # module but runs no cell, so it starts the cells without first loading torch and Lightning;
     # and a finished cell is skipped without them.
