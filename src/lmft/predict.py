@@ -13,6 +13,7 @@ drops) gets an empty label and probability, so output lines always match input l
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from tokenizers import Tokenizer
 
 from lmft.data.datamodules import BucketBatchSampler, collate
+from lmft.data.text_files import utf8
 from lmft.errors import LmftError
 from lmft.models import SentimentClassifier
 from lmft.models.handoff import load_model
@@ -73,12 +75,8 @@ def predict(
 
 
 def _lines(raw: bytes, name: str) -> list[str]:
-    """The stripped lines of UTF-8 bytes (a byte-order mark is dropped)."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise LmftError(f"{name} is not UTF-8 text (byte {e.start}: {e.reason}).") from e
-    return [line.strip() for line in text.splitlines()]
+    """The stripped lines of UTF-8 bytes."""
+    return [line.strip() for line in io.StringIO(utf8(raw, name), newline=None)]
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import sys
 from pathlib import Path
@@ -37,33 +38,30 @@ def _format(path: Path, fmt: str) -> str:
 
 
 def _rows(path: Path, fmt: str) -> list[tuple[int, dict]]:
-    """(line number, row) of every example in a CSV, TSV or JSONL file. UTF-8, with or without
-    a byte-order mark (Excel's "CSV UTF-8"); TSV is read without quote handling (a `"` is
-    text); a text of any length."""
+    """(line number, row) of every example in a CSV, TSV or JSONL file (UTF-8, `utf8`); TSV is
+    read without quote handling (a `"` is text); a text of any length."""
+    text = utf8(path.read_bytes(), str(path))
+    if fmt == "jsonl":
+        rows = []
+        for i, line in enumerate(io.StringIO(text, newline=None), 1):  # as a file's lines
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError as e:
+                    raise LmftError(f"{path}, line {i}: not valid JSON ({e}).") from e
+                if not isinstance(row, dict):
+                    raise LmftError(
+                        f"{path}, line {i}: a JSON {type(row).__name__}, not an object "
+                        'with the text and label columns ({"text": ..., "label": ...}).'
+                    )
+                rows.append((i, row))
+        return rows
+    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    reader = csv.DictReader(
+        io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",", quoting=quoting
+    )
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            if fmt == "jsonl":
-                rows = []
-                for i, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            row = json.loads(line)
-                        except ValueError as e:
-                            raise LmftError(f"{path}, line {i}: not valid JSON ({e}).") from e
-                        if not isinstance(row, dict):
-                            raise LmftError(
-                                f"{path}, line {i}: a JSON {type(row).__name__}, not an object "
-                                'with the text and label columns ({"text": ..., "label": ...}).'
-                            )
-                        rows.append((i, row))
-                return rows
-            quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting)
-            return [(reader.line_num, row) for row in reader]
-    except UnicodeDecodeError as e:
-        raise LmftError(
-            f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8."
-        ) from e
+        return [(reader.line_num, row) for row in reader]
     except csv.Error as e:
         raise LmftError(f"{path}: not readable as {fmt.upper()} ({e}).") from e
 
@@ -81,7 +79,7 @@ def read_labeled(path: str | Path, fmt: str, text_column: str, label_column: str
     fmt = _format(path, fmt)
     if fmt == "folder":
         files = sorted(p for p in path.glob("*/*") if p.is_file())
-        texts = [_read_text(p).strip() for p in files]
+        texts = [utf8(p.read_bytes(), str(p)).strip() for p in files]
         labels = [p.parent.name for p in files]
         where = [str(p) for p in files]
     else:
@@ -127,12 +125,14 @@ def _same_number(labels: list[str], path: Path) -> None:
         by_value[v] = y
 
 
-def _read_text(p: Path) -> str:
+def utf8(raw: bytes, name: str) -> str:
+    """`raw` as UTF-8 text, a byte-order mark (Excel's "CSV UTF-8") dropped; anything else is
+    an error that names the input (`name`) and the byte."""
     try:
-        return p.read_text(encoding="utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise LmftError(
-            f"{p} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8."
+            f"{name} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8."
         ) from e
 
 
@@ -205,7 +205,7 @@ def read_plain_texts(paths: list[Path], doc_per: str) -> list[str]:
         raise LmftError(f"pretrain_data.doc_per must be 'line' or 'file', not {doc_per!r}.")
     docs = []
     for p in paths:
-        text = _read_text(p)
+        text = utf8(p.read_bytes(), str(p))
         docs += [t.strip() for t in text.splitlines()] if doc_per == "line" else [text.strip()]
     docs = [d for d in docs if d]
     if not docs:
