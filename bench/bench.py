@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
-from lmft.models import LanguageModel, SentimentClassifier
-from lmft.stage_args import encoder_kwargs
+from lmft import build
+from lmft.data import load_corpus
+from lmft.models import LanguageModel
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -156,23 +156,12 @@ def time_plain(kind: str, cfg, corpus, device, steps: int, warmup: int, max_len:
     return {"s": sum(times), "tokens": sum(tokens), "steps": len(times)}
 
 
-def time_eval(cfg, corpus, common: dict, eval_batch: int) -> dict:
+def time_eval(cfg, corpus, eval_batch: int) -> dict:
     """Wall time of the evaluation every fine-tuning epoch runs (validation + the test-curve
     subset, `trainer.validate`) at `eval_batch` texts per batch, after one untimed pass."""
     c = cfg.classifier
-    model = SentimentClassifier(
-        encoder=encoder_kwargs(cfg, corpus, "classifier"), pooling=c.pooling
-    )
-    dm = ClassificationDataModule(
-        corpus,
-        train_size="all",
-        test_size=cfg.data.test_size,
-        curve_test_size=cfg.data.curve_test_size,
-        batch_size=c.batch_size,
-        max_len=c.max_len,
-        eval_batch_size=eval_batch,
-        **common,
-    )
+    model = build.classifier(cfg, corpus, c.lr)
+    dm = build.classification_datamodule(cfg, corpus, c.batch_size, eval_batch)
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,
@@ -195,6 +184,21 @@ def time_eval(cfg, corpus, common: dict, eval_batch: int) -> dict:
             "tokens": tokens, "device": trainer.strategy.root_device}  # fmt: skip
 
 
+def bench_model(stage: str, cfg, corpus) -> L.LightningModule:
+    """The model a row times: the preset's LM or classifier, built as its stage builds it (the
+    classifier at `classifier.lr`; a cell's rate only scales its updates, not its time)."""
+    if stage == "LM":
+        return build.language_model(cfg, corpus)
+    return build.classifier(cfg, corpus, cfg.classifier.lr)
+
+
+def bench_config(exp: str, overrides: list[str]):
+    """The preset's config, as its cells train, with every labeled example (`train_size=all`):
+    the bench's epochs are whole passes over the training split."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("finetune", [f"experiment={exp}", "data.train_size=all", *overrides])
+
+
 def epoch_tokens(corpus, max_len: int) -> int:
     return int(corpus.splits["train"].lengths.clamp(max=max_len).sum())
 
@@ -211,8 +215,7 @@ def main() -> None:
     )
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=32-true")
     args = ap.parse_args()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("finetune", overrides=[f"experiment={args.exp}", *args.overrides])
+    cfg = bench_config(args.exp, args.overrides)
     torch.manual_seed(0)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
     n_train, batches = len(corpus.splits["train"]), args.steps + args.warmup
@@ -221,37 +224,15 @@ def main() -> None:
             f"preset {args.exp} has {n_train} training texts, too few for {batches} batches of "
             "32 (--steps + --warmup): use fewer steps or a larger preset"
         )
-    common = dict(
-        val_size=cfg.data.val_size,
-        split_seed=cfg.data.split_seed,
-        seed=0,
-        truncating=cfg.data.truncating,
-    )
     lm, c = cfg.lm, cfg.classifier
     prec, rows, devices, save = cfg.trainer.precision, [], set(), SaveTimer()
 
     def lmft_row(stage: str, batch_size: int) -> None:
+        model = bench_model(stage, cfg, corpus)
         if stage == "LM":
-            model = LanguageModel(
-                encoder=encoder_kwargs(cfg, corpus, "lm"),
-                dropout=lm.dropout,
-                head=lm.head,
-                cutoffs=tuple(lm.cutoffs),
-                loss_chunk=lm.loss_chunk,
-                loss_impl=lm.loss_impl,
-            )
-            dm = LMDataModule(corpus, batch_size=batch_size, max_len=lm.max_len, **common)
-            max_len = lm.max_len
+            max_len, dm = lm.max_len, build.lm_datamodule(cfg, corpus, batch_size)
         else:
-            model = SentimentClassifier(
-                encoder=encoder_kwargs(cfg, corpus, "classifier"),
-                pooling=c.pooling,
-                dropout=c.dropout,
-            )
-            dm = ClassificationDataModule(
-                corpus, train_size="all", batch_size=batch_size, max_len=c.max_len, **common
-            )
-            max_len = c.max_len
+            max_len, dm = c.max_len, build.classification_datamodule(cfg, corpus, batch_size)
         timers = [save] if stage == "LM" and batch_size == lm.batch_size else []
         r = time_lightning(cfg, model, dm, args.steps, args.warmup, timers)
         devices.add(r["device"].type)
@@ -286,7 +267,7 @@ def main() -> None:
     # Rows: the default (2 x the training batch), the preset's, and twice the preset's.
     eval_batch = c.eval_batch_size or 2 * c.batch_size
     evals = {
-        bs: time_eval(cfg, corpus, common, bs)
+        bs: time_eval(cfg, corpus, bs)
         for bs in sorted({2 * c.batch_size, eval_batch, 2 * eval_batch})
     }
     assert all(r["device"].type == device for r in evals.values()), "every row on one device"

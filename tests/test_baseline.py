@@ -78,7 +78,7 @@ def test_a_cell_reads_the_neural_cells_examples(cfg_for, overrides, fake_archive
     neural = cfg_for("finetune", ov)
     dm = ClassificationDataModule(
         load_corpus(neural.data, neural.pretrain_data), train_size=40, test_size=100,
-        batch_size=8, max_len=64, val_size=neural.data.val_size, split_seed=0, seed=3,
+        batch_size=8, max_len=64, seed=3,
     )  # fmt: skip
     raw = read_imdb(fake_archive)
     for split, source, idx in (

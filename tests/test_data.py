@@ -15,8 +15,15 @@ from lmft.errors import LmftError
 TASK = OmegaConf.load("conf/pretrain_data/task.yaml")  # the LM reads the task's own texts
 
 
+def data_group(name: str):
+    """conf/data/<name>.yaml on top of the keys every dataset shares (its defaults list)."""
+    own = OmegaConf.load(f"conf/data/{name}.yaml")
+    own.pop("defaults")
+    return OmegaConf.merge(OmegaConf.load("conf/data/_shared.yaml"), own)
+
+
 def data_cfg(archive, tmp_path, **kw):
-    base = OmegaConf.load("conf/data/imdb.yaml")
+    base = data_group("imdb")
     base.update({"archive": str(archive), "cache_dir": str(tmp_path / "cache"), "val_size": 40})
     base.update(kw)
     return base
@@ -85,7 +92,7 @@ def test_tokenizer_never_sees_validation_text_and_the_hold_out_keys_the_cache(tm
     ]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "test.csv").write_text("text,label\ngood,1\nbad,0\n")
-    cfg = OmegaConf.load("conf/data/text_classification.yaml")
+    cfg = data_group("text_classification")
     cfg.update(train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"), val_size=10)
     cfg.cache_dir = str(tmp_path / "c")
     corpus = load_corpus(cfg, TASK)
@@ -165,7 +172,7 @@ def test_bucket_pool_one_gives_random_batches(tmp_path, fake_archive):
     them; both cover the labeled set once per epoch (bad values: test_stages, where they are read).
     """
     corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
-    kw = dict(train_size=160, batch_size=8, max_len=400, val_size=40, split_seed=0, seed=0)
+    kw = dict(train_size=160, batch_size=8, max_len=400, seed=0)
 
     def spread_and_items(pool):
         dm = ClassificationDataModule(corpus, bucket_pool=pool, **kw)
@@ -182,7 +189,7 @@ def test_bucket_pool_one_gives_random_batches(tmp_path, fake_archive):
 
 def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):
     corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
-    kw = dict(batch_size=8, max_len=32, val_size=40, split_seed=0)
+    kw = dict(batch_size=8, max_len=32)
 
     def batches(seed):
         dm = ClassificationDataModule(corpus, train_size=60, seed=seed, **kw)
@@ -199,7 +206,7 @@ def test_both_arms_same_data_for_a_seed(tmp_path, fake_archive):
 
 def test_lm_batches_shift_and_pad(tmp_path, fake_archive):
     corpus = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
-    dm = LMDataModule(corpus, batch_size=4, max_len=10, val_size=40, split_seed=0, seed=0)
+    dm = LMDataModule(corpus, batch_size=4, max_len=10, seed=0)
     dm.setup()
     b = next(iter(dm.train_dataloader()))
     assert b["ids"].shape[1] <= 11 and (b["lengths"] <= 11).all()

@@ -8,8 +8,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from lmft.data.corpus import cache_key
-from lmft.finetune import pretrain_command
 from lmft.identity import AFTER_TOKENS, NOT_RESULTS, STAGE_SECTIONS, UNREAD, run_identity
+from lmft.pretrained import pretrain_command
 from lmft.resolvers import cell_name, register
 from lmft.results import provenance
 

@@ -246,7 +246,8 @@ def test_a_rerun_names_what_it_wrote_and_removes_what_it_no_longer_writes(tmp_pa
     for i, c in enumerate(snapshot_cells()):
         (sweep / f"c{i}").mkdir(parents=True)
         (sweep / f"c{i}/metrics.json").write_text(json.dumps(c))
-    cfg = OmegaConf.create({"sweep_dir": str(sweep), "metric": "test/acc", "data": {}})
+    data = {"_target_": "lmft.data.imdb.IMDB", "anchors": {}}
+    cfg = OmegaConf.create({"sweep_dir": str(sweep), "metric": "test/acc", "data": data})
     run(cfg, out)
     assert {"gaps.csv", "best_recipes.csv", "lm_budget.png"} <= {p.name for p in out.iterdir()}
     for i in (0, 1, 4, 5):  # LM epoch 1 and scratch gone: one budget, nothing to pair

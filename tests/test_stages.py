@@ -41,8 +41,8 @@ def test_seed_preset_is_the_reference(cfg_for):
 
 def test_each_stage_sets_its_own_input_dropout(cfg_for, overrides, tmp_path):
     """Keras' LSTM(dropout=r): 0.3 in the LM, 0.5 in the classifier, on one shared encoder."""
+    from lmft.build import encoder_kwargs
     from lmft.data import load_corpus
-    from lmft.stage_args import encoder_kwargs
 
     ov = [*overrides, "lm.input_dropout=0.3", "classifier.input_dropout=0.5"]
     cfg = cfg_for("finetune", ov)
@@ -169,8 +169,8 @@ def test_eval_batch_size_is_speed_not_a_result(cfg_for, overrides, tmp_path, cap
     small = cfg_for("finetune", [*cell, "classifier.eval_batch_size=7"])
     corpus = load_corpus(small.data, small.pretrain_data)
     for eval_batch, expected in ((None, 32), (7, 7)):
-        dm = ClassificationDataModule(corpus, 60, batch_size=16, max_len=64, val_size=50,
-                                      split_seed=0, seed=0, eval_batch_size=eval_batch)  # fmt: skip
+        dm = ClassificationDataModule(corpus, 60, batch_size=16, max_len=64, seed=0,
+                                      eval_batch_size=eval_batch)  # fmt: skip
         dm.setup()
         assert [len(b) for b in dm.test_dataloader().batch_sampler][0] == expected
     b = finetune.run(small, tmp_path / "b")
@@ -301,8 +301,8 @@ def test_domain_lm_finetuning_starts_from_another_run(cfg_for, overrides, tmp_pa
 
     from tokenizers import Tokenizer
 
+    from lmft.build import encoder_kwargs
     from lmft.data import load_corpus
-    from lmft.stage_args import encoder_kwargs
 
     corpus = load_corpus(warm.data, warm.pretrain_data)
     state = pretrain.start_state(
@@ -327,7 +327,7 @@ def test_domain_lm_finetuning_starts_from_another_run(cfg_for, overrides, tmp_pa
 
 
 def test_cell_batch_grows_with_the_labeled_set_and_lr_with_its_square_root(cfg_for):
-    from lmft.finetune import cell_batch_and_lr
+    from lmft.build import cell_batch_and_lr
 
     c = cfg_for("finetune", ["experiment=seed"]).classifier
     assert cell_batch_and_lr(c, 1000) == (32, 1e-3)  # the reference's, at 1,000 labels

@@ -82,7 +82,8 @@ def test_binary_csv_runs_both_stages_and_predict_round_trips(binary_csv, cfg_for
     assert all(o["probability"] >= 0.5 for o in out)
     assert all(sum(o["probabilities"].values()) == pytest.approx(1) for o in out)
 
-    # the documented report command names only the preset (data=imdb): no IMDB anchors here
+    # the documented report command names only the preset (data=imdb): no IMDB anchors for
+    # cells of another dataset
     rcfg = cfg_for("report", ["experiment=smoke", f"paths.outputs={tmp_path}/outputs"])
     report.run(rcfg, Path(rcfg.report_dir))
     md = (Path(rcfg.report_dir) / "summary.md").read_text()
@@ -205,7 +206,7 @@ def test_plain_text_corpus_for_the_lm(binary_csv, cfg_for, tmp_path):
     corpus = load_corpus(only.data, only.pretrain_data)
     assert len(corpus.splits["extra"]) == 3  # one document per non-empty line
     assert corpus.tokenizer.token_to_id("zyzzyva") is not None
-    lm = dict(batch_size=4, max_len=16, val_size=0.2, split_seed=0, seed=0)
+    lm = dict(batch_size=4, max_len=16, seed=0)
     dm = LMDataModule(corpus, include_task=False, **lm)
     dm.setup()
     assert sum(len(d) for d in dm.train_sets) == 3
@@ -251,9 +252,7 @@ def test_validation_file_is_the_whole_validation_split(binary_csv, cfg_for, tmp_
     val = write_csv(tmp_path / "val.csv", examples(["neg", "pos"], 15, 2))
     cfg = cfg_for("finetune", [*binary_csv, f"data.validation={val}"])
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
-    dm = ClassificationDataModule(
-        corpus, train_size="all", batch_size=8, max_len=32, val_size=0.2, split_seed=0, seed=0
-    )
+    dm = ClassificationDataModule(corpus, train_size="all", batch_size=8, max_len=32, seed=0)
     assert len(dm.val_idx) == 30 and dm.train_size == 200  # no examples held out of train
     dm.setup()
     assert dm.val_set.encoded is corpus.splits["val"]
@@ -337,3 +336,54 @@ def test_long_overrides_give_folder_names_that_fit_and_stay_stable(tmp_path):
         assert len(cells) == 4 and all(len(c.name.encode()) <= 255 for c in cells)
         assert any(",hash=" in c.name for c in cells)
     assert r.stdout.count("already finished") == 4
+
+
+THIRD_READER = """
+from pathlib import Path
+
+from lmft.data.reader import DatasetReader
+from lmft.data.texts import Texts
+
+
+class LabelTabText(DatasetReader):
+    '''<folder>/train.txt and test.txt, a "label<TAB>text" per line; unlabeled.txt for the LM.'''
+
+    def inputs(self):
+        return [Path(self.cfg.folder)]
+
+    def read(self, inputs):
+        splits = {}
+        for split in ("train", "test"):
+            rows = [line.split("\\t", 1) for line in (inputs[0] / f"{split}.txt").open()]
+            splits[split] = Texts([t.strip() for _, t in rows], [int(y) for y, _ in rows])
+        splits["unsup"] = Texts.unlabeled((inputs[0] / "unlabeled.txt").read_text().splitlines())
+        return splits, ["bad", "good"]
+"""
+
+
+def test_a_dataset_reader_written_outside_lmft_is_picked_by_target(cfg_for, tmp_path, monkeypatch):
+    """What docs/own-data.md's "Adding a dataset reader" promises: a DatasetReader subclass in a
+    module of its own, named by data._target_, feeds the tokenizer, both stages and the
+    baseline; a target that is no reader is refused with a hint."""
+    (tmp_path / "third_reader.py").write_text(THIRD_READER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    for split, n, seed in (("train", 100, 0), ("test", 40, 1)):
+        rows = examples(["neg", "pos"], n, seed)
+        lines = [f"{int(r['label'] == 'pos')}\t{r['text']}\n" for r in rows]
+        (folder / f"{split}.txt").write_text("".join(lines))
+    (folder / "unlabeled.txt").write_text("zyzzyva is a word only the lm reads\n" * 5)
+    ov = [*base(tmp_path), "data._target_=third_reader.LabelTabText", f"+data.folder={folder}"]
+    cfg = cfg_for("pretrain", ov)
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
+    assert corpus.labels == ["bad", "good"] and len(corpus.splits["unsup"]) == 5
+    assert corpus.tokenizer.token_to_id("zyzzyva") is not None
+    pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    for init in ("pretrained", "baseline"):
+        cfg = cfg_for("finetune", [*ov, f"init={init}", "classifier.epochs=1"])
+        m = finetune.run(cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
+        assert (m["n_val"], m["n_test"], m["train_size"]) == (40, 80, 160)
+    bad = cfg_for("pretrain", [*ov, "data._target_=lmft.data.texts.Texts"])
+    with pytest.raises(LmftError, match="'lmft.data.texts.Texts' is not an lmft DatasetReader"):
+        load_corpus(bad.data, bad.pretrain_data)

@@ -14,7 +14,6 @@ and reads the chosen one on the same test texts. Seconds on a CPU; any number of
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -121,18 +120,16 @@ def fit_and_select(
 def cell_texts(cfg: DictConfig) -> dict[str, tuple[list[str], np.ndarray]]:
     """The train / val / test texts and labels of the cell `cfg` describes: the raw texts at
     the indices the neural cells of that size and seed read (`lmft.data.splits`)."""
-    from lmft.data.corpus import input_files, read_splits
-    from lmft.data.splits import labeled_pool, test_subset, training_subset
+    from lmft.data.corpus import holdout, read_task
+    from lmft.data.reader import dataset_reader
+    from lmft.data.splits import test_subset, training_subset
 
     d = cfg.data
-    task, _ = input_files(d, cfg.pretrain_data)
-    print(f"Reading {', '.join(map(str, task))} ...", file=sys.stderr)
-    texts, _ = read_splits(d, cfg.pretrain_data, task, [])
+    reader = dataset_reader(d)
+    texts, _ = read_task(reader, reader.inputs())
     train, test, own_val = texts["train"], texts["test"], texts.get("val")
-    labels = torch.tensor(train.labels)
-    own_labels = None if own_val is None else torch.tensor(own_val.labels)
-    val_idx, pool = labeled_pool(labels, own_labels, d.val_size, d.split_seed)
-    train_idx = training_subset(labels, pool, d.train_size, cfg.seed)
+    val_idx, pool = holdout(texts, d)
+    train_idx = training_subset(torch.tensor(train.labels), pool, d.train_size, cfg.seed)
     test_labels = torch.tensor(test.labels)
     test_idx = test_subset(test_labels, torch.arange(len(test)), d.test_size, d.split_seed)
 

@@ -115,7 +115,7 @@ class RNGState(L.Callback):
 
 class BestWeights(L.Callback):
     """Keeps, on CPU, the weights of the epoch with the best validation accuracy (first of ties),
-    the same epoch `summarize` reports: the test set is read with them, and they become the
+    the same epoch `final_metrics` reports: the test set is read with them, and they become the
     run's model.pt."""
 
     def __init__(self):

@@ -10,9 +10,7 @@ metrics.json is complete is skipped, so an interrupted sweep resumes where it st
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lmft.cli import check_names, entry
-from lmft.errors import LmftError
-from lmft.identity import cell_stage, override_key, read_finished, reads, run_identity
+from lmft.identity import cell_stage, read_finished, run_identity
 from lmft.locks import cell_lock
 from lmft.resolvers import register
 
@@ -31,87 +28,7 @@ if TYPE_CHECKING:
     from lmft.models import SentimentClassifier
 
 
-def pretrain_command(cfg: DictConfig, name: str | None = None, extra: tuple = ()) -> str:
-    """The pretrain command for this run: its preset, where its LM goes, and its
-    data/model/lm/trainer overrides (under `name` instead of the run's own, if given; the
-    overrides in `extra` replace those of the same keys)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    added = [*([f"name={name}"] if name else []), *extra]
-    if not HydraConfig.initialized():  # called from Python, not the CLI
-        return " ".join([f"python -m lmft.pretrain experiment={cfg.name}", *added])
-    where = ("experiment", "paths.outputs", "paths.pretrain_dir")
-    replaced = {override_key(o) for o in extra}
-
-    def needed(key: str) -> bool:  # the preset, where the LM goes, what it reads
-        if key in replaced:
-            return False
-        return key in where or reads(key, "pretrain") or (key in ("name", "lm_name") and not name)
-
-    task = [o for o in HydraConfig.get().overrides.task if needed(override_key(o))]
-    return " ".join(["python -m lmft.pretrain", *task, *added])
-
-
-def wait_for_lm(pdir: Path, wanted: dict, remedy: str, wait_s: float) -> dict | None:
-    """The metrics of the finished LM in `pdir`, or None. A cell started while its LM still
-    trains (`init.wait_s`: bench/gpu_check.sh starts the pretrained arm before the LM ends, so
-    that the cells' start-up overlaps its last epochs) waits up to `wait_s` seconds for them."""
-
-    def finished() -> dict | None:
-        return read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
-
-    done = finished()
-    if done is None and wait_s > 0:
-        print(f"[finetune] waiting up to {wait_s} s for the LM in {pdir} to finish", flush=True)
-        t0 = time.monotonic()
-        while (done := finished()) is None and time.monotonic() - t0 < wait_s:
-            time.sleep(1)
-        if done is not None:
-            print(f"[finetune] the LM finished after {time.monotonic() - t0:.0f} s", flush=True)
-    return done
-
-
-def pretrained_state(
-    cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str
-) -> tuple[dict, dict]:
-    """The encoder weights of the pretrain run this config points to (after its last epoch, or
-    after `init.lm_epoch`), checked against it, and what the report says of that LM (its
-    folder, epochs and validation perplexity then)."""
-    from lmft.models.handoff import encoder_path, load_encoder_state
-
-    pdir = Path(cfg.paths.pretrain_dir)
-    cmd = pretrain_command(cfg)
-    remedy = f"Run `{cmd}` first."
-    other = (  # that folder keeps its run: these settings need a name of their own
-        f"Pretrain these settings under a new name (`{pretrain_command(cfg, 'NEW')}`) and "
-        f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
-    )
-    wanted = run_identity(cfg, "pretrain")
-    done = wait_for_lm(pdir, wanted, other, cfg.init.wait_s)
-    if done is None:
-        waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s > 0 else ""
-        raise LmftError(
-            f"init=pretrained needs a finished pretraining run in {pdir}{waited}. {remedy}"
-        )
-    epoch = cfg.init.lm_epoch
-    if epoch == done["epochs"]:
-        epoch = None  # the last epoch's encoder is encoder.pt
-    kept = done.get("snapshots", [])
-    if epoch and epoch not in kept:
-        keep = pretrain_command(cfg, "NEW", [f"lm.snapshots=[{epoch}]"])
-        raise LmftError(
-            f"init.lm_epoch={epoch}: {pdir} kept the encoder after epochs {kept} and its last, "
-            f"{done['epochs']}, only (lm.snapshots). Pretrain with lm.snapshots listing {epoch} "
-            f"under a new name (`{keep}`) and give this command lm_name=NEW, or pick one of "
-            "those epochs."
-        )
-    path = encoder_path(pdir, epoch)
-    state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
-    ppl = math.exp(done["history"][epoch - 1]["val/loss"]) if epoch else done["val/ppl"]
-    return state, {"dir": str(pdir), "epochs": epoch or done["epochs"], "val/ppl": ppl}
-
-
-def summarize(rows: list[dict], test_last: float, test_best: float) -> dict:
+def final_metrics(rows: list[dict], test_last: float, test_best: float) -> dict:
     """Final metrics: the whole test set read with the last and with the best-validation weights
     (model selection uses validation only), and from the per-epoch history the peak of the test
     curve, the reference's reading (chosen on test: optimistic, never a headline)."""
@@ -124,21 +41,6 @@ def summarize(rows: list[dict], test_last: float, test_best: float) -> dict:
         "best_epoch": best["epoch"],
         "test/acc_curve_max": max((r["test/acc"] for r in rows if "test/acc" in r), default=None),
     }
-
-
-def cell_batch_and_lr(c: DictConfig, n: int) -> tuple[int, float]:
-    """The batch size and learning rate of a cell with `n` labeled examples.
-
-    With `classifier.steps_per_epoch` set (GPU speed), the batch grows with the labeled set,
-    from `batch_size` up to `max_batch_size`, to about that many steps per epoch, and the
-    learning rate with the square root of the batch: `seed` keeps the reference's batch 32
-    and rate 1e-3 at 1,000 labels and runs 256 at 2.8e-3 with all 22,500. Both arms of a cell
-    get the same.
-    """
-    if not c.steps_per_epoch:
-        return c.batch_size, c.lr
-    batch = min(max(math.ceil(n / c.steps_per_epoch), c.batch_size), c.max_batch_size)
-    return batch, c.lr * math.sqrt(batch / c.batch_size)
 
 
 def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
@@ -184,88 +86,49 @@ def train_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
+    from lmft import build
     from lmft.callbacks import BestWeights, EpochLog
-    from lmft.data import ClassificationDataModule, load_corpus
-    from lmft.models import SentimentClassifier
+    from lmft.data import load_corpus
     from lmft.models.handoff import save_model
+    from lmft.pretrained import load_pretrained
     from lmft.results import save_results
-    from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
     from lmft.trainer import make_trainer
 
-    check_whole_number(cfg, "classifier.bucket_pool", "batches")
+    build.check_whole_number(cfg, "classifier.bucket_pool", "batches")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
-    c = cfg.classifier
-    dm = ClassificationDataModule(
-        corpus,
-        train_size=cfg.data.train_size,
-        test_size=cfg.data.test_size,
-        curve_test_size=cfg.data.curve_test_size,
-        batch_size=c.batch_size,
-        bucket_pool=c.bucket_pool,
-        max_len=c.max_len,
-        eval_batch_size=c.eval_batch_size,
-        seed=cfg.seed,
-        **data_kwargs(cfg),
-    )
-    dm.batch_size, lr = cell_batch_and_lr(c, dm.train_size)
-    kwargs = encoder_kwargs(cfg, corpus, "classifier")
-    model = SentimentClassifier(
-        encoder=kwargs,
-        num_classes=len(corpus.labels),
-        pooling=c.pooling,
-        dropout=c.dropout,
-        lr=lr,
-        encoder_lr_factor=c.encoder_lr_factor,
-        lr_decay=c.lr_decay,
-        schedule=c.schedule,
-        warmup_frac=c.warmup_frac,
-        weight_decay=c.weight_decay,
-        gradual_unfreeze=c.gradual_unfreeze,
-        freeze_encoder=c.freeze_encoder,
-        adam_eps=c.adam_eps,
-        feature_norm=c.feature_norm,
-    )
+    plan = build.cell_plan(cfg, corpus)
+    dm = build.classification_datamodule(cfg, corpus, plan.batch_size)
+    model = build.classifier(cfg, corpus, plan.lr)
     lm_used = None
     if cfg.init.name == "pretrained":
-        state, lm_used = pretrained_state(cfg, kwargs, corpus.fingerprint)
+        state, lm_used = load_pretrained(cfg, model.encoder.config(), corpus.fingerprint)
         model.encoder.load_state_dict(state)
-    history = EpochLog(f"{cfg.name} {cfg.cell}")
-    epochs = c.epochs
-    if c.max_examples:  # a per-cell compute cap: large labeled sets get fewer epochs
-        epochs = min(epochs, math.ceil(c.max_examples / dm.train_size))
-    best = BestWeights()
+    history, best = EpochLog(f"{cfg.name} {cfg.cell}"), BestWeights()
     callbacks = [history, best]
-    if c.patience:  # stop once validation has not improved for `patience` epochs
-        callbacks.append(EarlyStopping("val/acc", mode="max", patience=c.patience))
-    trainer = make_trainer(cfg, out_dir, epochs, callbacks)
+    if cfg.classifier.patience:  # stop once validation has not improved for `patience` epochs
+        callbacks.append(EarlyStopping("val/acc", mode="max", patience=cfg.classifier.patience))
+    trainer = make_trainer(cfg, out_dir, plan.epochs, callbacks)
     trainer.fit(model, dm)
     test_last = test_accuracy(trainer, model, dm)
     model.load_state_dict(best.state)
     test_best = test_accuracy(trainer, model, dm)
     if not trainer.is_global_zero:  # DDP: rank 0 alone writes the results
         return {}
-    if c.save_model:
-        save_model(
-            out_dir / "model.pt",
-            model,
-            best.state,
-            corpus.tokenizer.to_str(),
-            corpus.labels,
-            c.max_len,
-        )
-
+    if cfg.classifier.save_model:
+        tokenizer, max_len = corpus.tokenizer.to_str(), cfg.classifier.max_len
+        save_model(out_dir / "model.pt", model, best.state, tokenizer, corpus.labels, max_len)
     metrics = {
         "init": cfg.init.name,
-        "train_size": dm.train_size,
+        "train_size": plan.train_size,
         "seed": cfg.seed,
         "n_val": len(dm.val_idx),
         "n_test": len(dm.test_idx),
         "n_test_curve": len(dm.curve_idx),
-        "batch_size": dm.batch_size,
-        "lr": lr,
+        "batch_size": plan.batch_size,
+        "lr": plan.lr,
         "lm": lm_used,
-        **summarize(history.rows, test_last, test_best),
+        **final_metrics(history.rows, test_last, test_best),
     }
     metrics = save_results(trainer, out_dir, metrics, history, identity)
     print(

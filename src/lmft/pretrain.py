@@ -1,4 +1,5 @@
-"""Stage 1: pretrain the LSTM language model; writes the encoder hand-off files.
+"""Stage 1: pretrain the language model (the `model` group's encoder + a next-token softmax);
+writes the encoder hand-off files.
 
     python -m lmft.pretrain experiment=quick
 
@@ -21,13 +22,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from tokenizers import Tokenizer
 
+from lmft import build
 from lmft.callbacks import EpochLog, RNGState, Snapshots
 from lmft.cli import check_names, entry
-from lmft.data import LMDataModule, load_corpus
+from lmft.data import load_corpus
 from lmft.errors import LmftError
 from lmft.identity import read_finished, run_identity
 from lmft.io import atomic_path
-from lmft.models import LanguageModel
 from lmft.models.handoff import (
     encoder_path,
     encoder_readable,
@@ -36,12 +37,12 @@ from lmft.models.handoff import (
 )
 from lmft.resolvers import register
 from lmft.results import save_results
-from lmft.stage_args import check_whole_number, data_kwargs, encoder_kwargs
 from lmft.trainer import make_trainer
 
 
-def start_state(init_dir: Path, kwargs: dict, corpus) -> dict:
-    """The encoder of the finished pretraining run in `init_dir`, moved to this run's vocabulary."""
+def start_state(init_dir: Path, encoder: dict, corpus) -> dict:
+    """The encoder of the finished pretraining run in `init_dir`, checked against the `encoder`
+    config this run builds and moved to this run's vocabulary."""
     remedy = "lm.init_from must name a finished pretraining folder (outputs/pretrain/<name>)."
     tok_path = init_dir / "tokenizer.json"
     if not (init_dir / "metrics.json").exists() or not tok_path.exists():
@@ -49,7 +50,11 @@ def start_state(init_dir: Path, kwargs: dict, corpus) -> dict:
     old = Tokenizer.from_file(str(tok_path)).get_vocab()
     new = corpus.tokenizer.get_vocab()
     state = load_encoder_state(
-        init_dir / "encoder.pt", kwargs, corpus.fingerprint, remedy, vocab_change=(old, new)
+        init_dir / "encoder.pt",
+        encoder,
+        corpus.fingerprint,
+        remedy,
+        vocab_change=(old, new),
     )
     shared = len(old.keys() & new.keys())
     print(f"[pretrain] starting from {init_dir}: {shared:,} of {len(new):,} words known there")
@@ -78,34 +83,16 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     wrong = sorted(e for e in lm.snapshots if not 1 <= e <= lm.epochs)
     if wrong:
         raise LmftError(f"lm.snapshots {wrong} are not among the epochs 1..{lm.epochs}.")
-    check_whole_number(cfg, "lm.checkpoint_every", "epochs")
-    check_whole_number(cfg, "lm.bucket_pool", "batches")
+    build.check_whole_number(cfg, "lm.checkpoint_every", "epochs")
+    build.check_whole_number(cfg, "lm.bucket_pool", "batches")
     L.seed_everything(lm.seed, workers=True, verbose=False)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
-    dm = LMDataModule(
-        corpus,
-        include_task=cfg.pretrain_data.include_task,
-        batch_size=lm.batch_size,
-        bucket_pool=lm.bucket_pool,
-        max_len=lm.max_len,
-        seed=lm.seed,
-        **data_kwargs(cfg),
-    )
-    kwargs = encoder_kwargs(cfg, corpus, "lm")
-    model = LanguageModel(
-        encoder=kwargs,
-        dropout=lm.dropout,
-        head=lm.head,
-        cutoffs=tuple(lm.cutoffs),
-        lr=lm.lr,
-        weight_decay=lm.weight_decay,
-        loss_chunk=lm.loss_chunk,
-        tie_weights=lm.tie_weights,
-        adam_eps=lm.adam_eps,
-        loss_impl=lm.loss_impl,
-    )
+    dm = build.lm_datamodule(cfg, corpus)
+    model = build.language_model(cfg, corpus)
     if lm.init_from:  # domain LM fine-tuning: continue from another pretraining run
-        model.encoder.load_state_dict(start_state(Path(lm.init_from), kwargs, corpus))
+        model.encoder.load_state_dict(
+            start_state(Path(lm.init_from), model.encoder.config(), corpus)
+        )
     # last.ckpt, rewritten (atomically) every lm.checkpoint_every epochs: a rerun resumes there
     ckpt_dir = out_dir / "checkpoints"
     history = EpochLog(f"pretrain {cfg.name}")

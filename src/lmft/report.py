@@ -102,9 +102,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     epochs_figure(name, final, out("epochs.png"), note)
     if len(budgets(cells)) > 1:
         lm_budget_figure(name, summary, gaps, out("lm_budget.png"), caption(cells))
-    anchors = cfg.data.get("anchors")
-    imdb = all((c.get("identity") or {}).get("data", {}).get("kind") == "imdb" for c in cells)
-    anchors = OmegaConf.to_container(anchors) if anchors and imdb else {}  # IMDB's, for IMDB
+    # the dataset's published numbers, for cells of that dataset only
+    dataset = {(c.get("identity") or {}).get("data", {}).get("_target_") for c in cells}
+    same = dataset == {cfg.data._target_}
+    anchors = OmegaConf.to_container(cfg.data.anchors) if same else {}
     md = markdown(
         name,
         cfg.metric,

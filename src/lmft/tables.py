@@ -229,7 +229,7 @@ def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
     summary = at_largest_budget(summary)
     size = max(r["train_size"] for r in summary)
     lines = [
-        "Published anchors (full 25k labels, full test set) beside this sweep's largest size:",
+        "Published anchors (`data.anchors`) beside this sweep's largest size:",
         "",
         "| system | test acc |",
         "|---|---:|",

@@ -20,9 +20,9 @@ import torch
 from omegaconf import OmegaConf
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
-from lmft.data.imdb import find_archive, read_imdb
+from lmft.data.reader import DatasetReader, dataset_reader
 from lmft.data.splits import labeled_pool
-from lmft.data.text_files import read_plain_texts, read_text_classification, text_file_paths
+from lmft.data.text_files import read_plain_texts, text_file_paths
 from lmft.data.texts import Texts
 from lmft.errors import LmftError
 from lmft.identity import cache_settings
@@ -30,7 +30,7 @@ from lmft.io import atomic_path, torch_save, write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = [PAD, UNK, BOS, EOS]  # PAD must be id 0: the encoder's padding_idx
-CACHE_FORMAT = 3  # 3: the tokenizer no longer sees the validation texts
+CACHE_FORMAT = 4  # bumped whenever what the cache holds changes
 
 
 # Keras' `Tokenizer` default `filters`: each of these characters becomes a space.
@@ -112,10 +112,16 @@ class Corpus:
     tokenizer: Tokenizer
     splits: dict[str, Encoded]  # train, test, unsup, extra (possibly empty); val if given
     labels: list[str]  # class names; label i of the data is labels[i]
+    val_idx: torch.Tensor  # validation: the hold-out of train, or all of the val split
+    pool_idx: torch.Tensor  # the labeled pool the cells draw from: train outside validation
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.tokenizer)
+
+    @property
+    def val_split(self) -> Encoded:
+        return self.splits.get("val", self.splits["train"])
 
 
 def _subsample(split: Texts, per_class: int | None, seed: int = 0) -> Texts:
@@ -125,15 +131,24 @@ def _subsample(split: Texts, per_class: int | None, seed: int = 0) -> Texts:
     return split.subset(split.per_label(lambda n: per_class, seed))
 
 
-def input_files(data_cfg, pretrain_cfg) -> tuple[list[Path], list[Path]]:
-    """(task inputs, pretraining text files), found without reading them."""
-    if data_cfg.kind == "imdb":
-        task = [find_archive(data_cfg.archive, data_cfg.data_dir, data_cfg.download)]
-    else:
-        task = [
-            Path(p).expanduser() for p in (data_cfg.train, data_cfg.validation, data_cfg.test) if p
-        ]
-    return task, text_file_paths(list(pretrain_cfg.files)) if pretrain_cfg.files else []
+def read_task(reader: DatasetReader, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
+    """The task's texts per split (`unsup` empty if the reader gives none), at most
+    `data.max_per_class` of each label, and the class names."""
+    print(f"Reading {', '.join(map(str, inputs))} ...", file=sys.stderr)
+    texts, names = reader.read(inputs)
+    texts.setdefault("unsup", Texts())
+    return {k: _subsample(v, reader.cfg.max_per_class) for k, v in texts.items()}, names
+
+
+def holdout(texts: dict[str, Texts], data_cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, labeled pool) indices of the task's texts (`lmft.data.splits.labeled_pool`)."""
+    own = texts.get("val")
+    return labeled_pool(
+        torch.tensor(texts["train"].labels),
+        None if own is None else torch.tensor(own.labels),
+        data_cfg.val_size,
+        data_cfg.split_seed,
+    )
 
 
 def _stat(p: Path) -> list:
@@ -152,26 +167,11 @@ def cache_key(files: list[Path], data_cfg, pretrain_cfg) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_splits(data_cfg, pretrain_cfg, task: list[Path], extra: list[Path]):
-    """Texts of every split (train, test, unsup, extra; val if given) and the class names."""
-    if data_cfg.kind == "imdb":
-        splits, names = read_imdb(task[0]), ["neg", "pos"]
-        if not data_cfg.use_unsup:
-            splits["unsup"] = Texts()
-    elif data_cfg.kind == "text_classification":
-        splits, names = read_text_classification(data_cfg)
-        splits["unsup"] = Texts()
-    else:
-        raise LmftError(f"data.kind must be imdb or text_classification, not {data_cfg.kind!r}.")
-    splits = {k: _subsample(v, data_cfg.max_per_class) for k, v in splits.items()}
-    docs = read_plain_texts(extra, pretrain_cfg.doc_per) if extra else []
-    splits["extra"] = Texts.unlabeled(docs)
-    return splits, names
-
-
 def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     """Tokenizer + ids for the `data` and `pretrain_data` configs, from cache when possible."""
-    task, extra = input_files(data_cfg, pretrain_cfg)
+    reader = dataset_reader(data_cfg)
+    task = reader.inputs()
+    extra = text_file_paths(list(pretrain_cfg.files)) if pretrain_cfg.files else []
     if not pretrain_cfg.include_task and not extra:
         raise LmftError("pretrain_data.include_task=false needs pretrain_data.files to read.")
     cache = Path(data_cfg.cache_dir) / cache_key(task + extra, data_cfg, pretrain_cfg)
@@ -182,25 +182,19 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
             blob = torch.load(ids_path, weights_only=True)
             if blob["fingerprint"] == fingerprint(tok):
                 splits = {k: Encoded(**v) for k, v in blob["splits"].items()}
-                return Corpus(tok, splits, blob["labels"])
+                return Corpus(tok, splits, blob["labels"], blob["val_idx"], blob["pool_idx"])
             reason = "does not match its tokenizer"
         except Exception as e:  # a damaged cache is rebuilt, never trusted
             reason = f"is damaged ({type(e).__name__}: {e})"
         print(f"Cache {cache} {reason}; rebuilding.", file=sys.stderr)
 
     t0 = time.time()
-    print(f"Reading {', '.join(map(str, task))} ...", file=sys.stderr)
-    texts, names = read_splits(data_cfg, pretrain_cfg, task, extra)
+    texts, names = read_task(reader, task)
+    texts["extra"] = Texts.unlabeled(read_plain_texts(extra, pretrain_cfg.doc_per) if extra else [])
+    val_idx, pool_idx = holdout(texts, data_cfg)
     # Fitted on training text only (labeled train outside the validation hold-out, unlabeled,
     # pretraining corpus); never on validation or test texts.
-    train, own_val = texts["train"], texts.get("val")
-    _, pool = labeled_pool(
-        torch.tensor(train.labels),
-        None if own_val is None else torch.tensor(own_val.labels),
-        data_cfg.val_size,
-        data_cfg.split_seed,
-    )
-    train = train.subset(pool.tolist())
+    train = texts["train"].subset(pool_idx.tolist())
     fit_on = train.texts + texts["unsup"].texts + texts["extra"].texts
     tok = build_tokenizer(fit_on, data_cfg.vocab_size, data_cfg.min_frequency, data_cfg.tokenizer)
     splits = {k: Encoded.from_texts(tok, v) for k, v in texts.items()}
@@ -216,7 +210,9 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
         "fingerprint": fingerprint(tok),
         "labels": names,
         "splits": {k: vars(v) for k, v in splits.items()},
+        "val_idx": val_idx,
+        "pool_idx": pool_idx,
     }
     torch_save(blob, ids_path)
     write_text(cache / "source.txt", "".join(f"{p.resolve()}\n" for p in task + extra))
-    return Corpus(tok, splits, names)
+    return Corpus(tok, splits, names, val_idx, pool_idx)

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lmft.data.corpus import Corpus, Encoded
-from lmft.data.splits import labeled_pool, test_subset, training_subset
+from lmft.data.splits import test_subset, training_subset
 from lmft.errors import LmftError
 
 TRUNCATING = ("post", "pre")
@@ -128,13 +128,13 @@ def collate(batch: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
 
 
 class _Base(L.LightningDataModule):
+    """Validation and the labeled pool are the corpus's (`Corpus.val_idx`, `pool_idx`)."""
+
     def __init__(
         self,
         corpus: Corpus,
         batch_size: int,
         max_len: int,
-        val_size: int,
-        split_seed: int,
         seed: int,
         num_workers: int = 0,
         truncating: str = "post",
@@ -145,13 +145,9 @@ class _Base(L.LightningDataModule):
         self.corpus, self.batch_size, self.max_len = corpus, batch_size, max_len
         self.eval_batch_size, self.bucket_pool = eval_batch_size, bucket_pool
         self.truncating = truncating
-        self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers
-        self.train_split = corpus.splits["train"]
-        own = corpus.splits.get("val")  # a validation file: all of it, and all of train
-        self.val_split = self.train_split if own is None else own
-        self.val_idx, self.pool_idx = labeled_pool(
-            self.train_split.labels, None if own is None else own.labels, val_size, split_seed
-        )
+        self.seed, self.num_workers = seed, num_workers
+        self.train_split, self.val_split = corpus.splits["train"], corpus.val_split
+        self.val_idx, self.pool_idx = corpus.val_idx, corpus.pool_idx
 
     def _loader(self, ds: TokenDataset, train: bool) -> DataLoader:
         # Evaluation keeps no activations for a backward pass: a larger batch fits, and on a GPU
@@ -210,7 +206,8 @@ class ClassificationDataModule(_Base):
 
     Splits keep every label equally represented (`balanced_subset`), for any number of classes.
 
-    `test_size` (an int) is a fixed balanced subset of the test split, the same for every run;
+    `test_size` (an int) is a fixed balanced subset of the test split (drawn with
+    `split_seed`), the same for every run;
     `None` uses all of it. Every epoch evaluates validation and, for the curves only, the first
     `curve_test_size` of those test texts (a balanced subset; `None`: all of them; 0: none).
     """
@@ -221,6 +218,7 @@ class ClassificationDataModule(_Base):
         train_size,
         test_size: int | None = None,
         curve_test_size: int | None = None,
+        split_seed: int = 0,
         **kw,
     ):
         super().__init__(corpus, **kw)
@@ -228,8 +226,8 @@ class ClassificationDataModule(_Base):
         self.train_idx = training_subset(labeled, self.pool_idx, train_size, self.seed)
         self.train_size = len(self.train_idx)
         labels = corpus.splits["test"].labels
-        self.test_idx = test_subset(labels, torch.arange(len(labels)), test_size, self.split_seed)
-        self.curve_idx = test_subset(labels, self.test_idx, curve_test_size, self.split_seed)
+        self.test_idx = test_subset(labels, torch.arange(len(labels)), test_size, split_seed)
+        self.curve_idx = test_subset(labels, self.test_idx, curve_test_size, split_seed)
 
     def _dataset(self, split: Encoded, idx: torch.Tensor) -> TokenDataset:
         return TokenDataset(split, idx, self.max_len, self.truncating)

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmft.data.reader import DatasetReader
 from lmft.data.texts import Texts
 from lmft.errors import LmftError
 from lmft.io import atomic_path
@@ -159,3 +160,17 @@ def read_imdb(archive: Path) -> dict[str, Reviews]:
         r.sort(key=lambda t: (t[0], t[1]))
         out[split] = Reviews([t[3] for t in r], [t[0] for t in r], [t[2] for t in r])
     return out
+
+
+class IMDB(DatasetReader):
+    """`data=imdb`: the archive `find_archive` finds; its unlabeled reviews only with
+    `data.use_unsup`."""
+
+    def inputs(self) -> list[Path]:
+        return [find_archive(self.cfg.archive, self.cfg.data_dir, self.cfg.download)]
+
+    def read(self, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
+        splits = read_imdb(inputs[0])
+        if not self.cfg.use_unsup:
+            del splits["unsup"]
+        return splits, ["neg", "pos"]

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from lmft.data.reader import DatasetReader
 from lmft.data.texts import Texts
 from lmft.errors import LmftError
 
@@ -165,26 +166,35 @@ def holdout(data: Texts, fraction: float, seed: int) -> tuple[Texts, Texts]:
     return data.subset(rest), data.subset(sorted(held))
 
 
-def read_text_classification(cfg) -> tuple[dict[str, Texts], list[str]]:
-    """Splits train / test (/ val when a validation file is given) and the class names."""
-    cols = (cfg.format, cfg.text_column, cfg.label_column)
-    raw = {"train": read_labeled(cfg.train, *cols)}
-    for split, path in (("val", cfg.validation), ("test", cfg.test)):
-        if path:
-            raw[split] = read_labeled(path, *cols)
-    names = label_names(raw["train"][1], cfg.labels)
-    if len(names) < 2:
-        raise LmftError(f"{cfg.train} has only the label {names}; a classifier needs two or more.")
-    splits = {
-        s: to_texts(*raw[s], names, path)
-        for s, path in (("train", cfg.train), ("val", cfg.validation), ("test", cfg.test))
-        if s in raw
-    }
-    if "test" not in splits:
-        splits["train"], splits["test"] = holdout(
-            splits["train"], cfg.test_fraction, cfg.split_seed
-        )
-    return splits, names
+class TextClassification(DatasetReader):
+    """`data=text_classification`: train / test (/ val when a validation file is given)."""
+
+    def inputs(self) -> list[Path]:
+        c = self.cfg
+        return [Path(p).expanduser() for p in (c.train, c.validation, c.test) if p]
+
+    def read(self, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
+        cfg = self.cfg
+        cols = (cfg.format, cfg.text_column, cfg.label_column)
+        raw = {"train": read_labeled(cfg.train, *cols)}
+        for split, path in (("val", cfg.validation), ("test", cfg.test)):
+            if path:
+                raw[split] = read_labeled(path, *cols)
+        names = label_names(raw["train"][1], cfg.labels)
+        if len(names) < 2:
+            raise LmftError(
+                f"{cfg.train} has only the label {names}; a classifier needs two or more."
+            )
+        splits = {
+            s: to_texts(*raw[s], names, path)
+            for s, path in (("train", cfg.train), ("val", cfg.validation), ("test", cfg.test))
+            if s in raw
+        }
+        if "test" not in splits:
+            splits["train"], splits["test"] = holdout(
+                splits["train"], cfg.test_fraction, cfg.split_seed
+            )
+        return splits, names
 
 
 def text_file_paths(patterns: list[str]) -> list[Path]:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmft.errors import LmftError
+from lmft.targets import target_class
 
 INITS = ("torch", "keras")
 
@@ -65,18 +66,8 @@ class Encoder(nn.Module):
 
 def encoder_class(target: str | None) -> type[Encoder]:
     """The Encoder subclass `target` (`package.module.Class`) names."""
-    from hydra.utils import get_class
-
-    try:
-        cls = get_class(str(target))
-    except Exception as e:
-        raise LmftError(
-            f"model._target_={target!r} names no class lmft can import ({type(e).__name__}). "
-            "Pick an encoder with model=lstm or model=transformer (conf/model/)."
-        ) from e
-    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
-        raise LmftError(f"model._target_={target!r} is not an lmft Encoder (lmft.models.encoder).")
-    return cls
+    hint = "Pick an encoder with model=lstm or model=transformer (conf/model/)."
+    return target_class(target, Encoder, "model._target_", hint)
 
 
 def build_encoder(config: dict) -> Encoder:

@@ -1,0 +1,92 @@
+"""The pretrained arm's encoder: found in the pretrain run its config points to, waited for if
+that run is still training, checked against it, and loaded from its hand-off files
+(`lmft.models.handoff`). Errors say which pretrain command makes the missing LM.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lmft.errors import LmftError
+from lmft.identity import override_key, read_finished, reads, run_identity
+from lmft.models.handoff import encoder_path, load_encoder_state
+
+
+def pretrain_command(cfg: DictConfig, name: str | None = None, extra: tuple = ()) -> str:
+    """The pretrain command for this run: its preset, where its LM goes, and its
+    data/model/lm/trainer overrides (under `name` instead of the run's own, if given; the
+    overrides in `extra` replace those of the same keys)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    added = [*([f"name={name}"] if name else []), *extra]
+    if not HydraConfig.initialized():  # called from Python, not the CLI
+        return " ".join([f"python -m lmft.pretrain experiment={cfg.name}", *added])
+    where = ("experiment", "paths.outputs", "paths.pretrain_dir")
+    replaced = {override_key(o) for o in extra}
+
+    def needed(key: str) -> bool:  # the preset, where the LM goes, what it reads
+        if key in replaced:
+            return False
+        return key in where or reads(key, "pretrain") or (key in ("name", "lm_name") and not name)
+
+    task = [o for o in HydraConfig.get().overrides.task if needed(override_key(o))]
+    return " ".join(["python -m lmft.pretrain", *task, *added])
+
+
+def wait_for_lm(pdir: Path, wanted: dict, remedy: str, wait_s: float) -> dict | None:
+    """The metrics of the finished LM in `pdir`, or None. A cell started while its LM still
+    trains (`init.wait_s`: bench/gpu_check.sh starts the pretrained arm before the LM ends, so
+    that the cells' start-up overlaps its last epochs) waits up to `wait_s` seconds for them."""
+
+    def finished() -> dict | None:
+        return read_finished(pdir / "metrics.json", wanted, "pretraining", remedy)
+
+    done = finished()
+    if done is None and wait_s > 0:
+        print(f"[finetune] waiting up to {wait_s} s for the LM in {pdir} to finish", flush=True)
+        t0 = time.monotonic()
+        while (done := finished()) is None and time.monotonic() - t0 < wait_s:
+            time.sleep(1)
+        if done is not None:
+            print(f"[finetune] the LM finished after {time.monotonic() - t0:.0f} s", flush=True)
+    return done
+
+
+def load_pretrained(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> tuple[dict, dict]:
+    """The encoder weights of the pretrain run this config points to (after its last epoch, or
+    after `init.lm_epoch`), checked against it, and what the report says of that LM (its
+    folder, epochs and validation perplexity then)."""
+    pdir = Path(cfg.paths.pretrain_dir)
+    cmd = pretrain_command(cfg)
+    remedy = f"Run `{cmd}` first."
+    other = (  # that folder keeps its run: these settings need a name of their own
+        f"Pretrain these settings under a new name (`{pretrain_command(cfg, 'NEW')}`) and "
+        f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
+    )
+    wanted = run_identity(cfg, "pretrain")
+    done = wait_for_lm(pdir, wanted, other, cfg.init.wait_s)
+    if done is None:
+        waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s > 0 else ""
+        raise LmftError(
+            f"init=pretrained needs a finished pretraining run in {pdir}{waited}. {remedy}"
+        )
+    epoch = cfg.init.lm_epoch
+    if epoch == done["epochs"]:
+        epoch = None  # the last epoch's encoder is encoder.pt
+    kept = done.get("snapshots", [])
+    if epoch and epoch not in kept:
+        keep = pretrain_command(cfg, "NEW", [f"lm.snapshots=[{epoch}]"])
+        raise LmftError(
+            f"init.lm_epoch={epoch}: {pdir} kept the encoder after epochs {kept} and its last, "
+            f"{done['epochs']}, only (lm.snapshots). Pretrain with lm.snapshots listing {epoch} "
+            f"under a new name (`{keep}`) and give this command lm_name=NEW, or pick one of "
+            "those epochs."
+        )
+    path = encoder_path(pdir, epoch)
+    state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
+    ppl = math.exp(done["history"][epoch - 1]["val/loss"]) if epoch else done["val/ppl"]
+    return state, {"dir": str(pdir), "epochs": epoch or done["epochs"], "val/ppl": ppl}
