@@ -218,7 +218,7 @@ def test_the_report_starts_without_torch_or_lightning(tmp_path):
 
 
 def test_a_finished_cell_is_skipped_without_torch_or_lightning(tmp_path):
-    # A resumed sweep's finished cells (and gpu_check's copied ones) cost a job slot only briefly.
+    # A resumed sweep's finished cells cost a job slot only briefly.
     conf = str(Path(__file__).parents[1] / "conf")
     code = f"""
 import json, sys

@@ -12,6 +12,7 @@ from pathlib import Path
 from scipy import stats
 
 from lmft.errors import LmftError
+from lmft.identity import flatten
 
 ARMS = ("pretrained", "scratch")  # the neural arms
 BASELINE = "baseline"  # the linear yardstick (lmft.baseline): no recipe, no LM
@@ -119,7 +120,7 @@ def paired_gap(pre: dict[int, dict], scr: dict[int, dict], metric: str) -> dict 
         "gap_std": std,
         "ci95_low": mean - ci,
         "ci95_high": mean + ci,
-        "excludes_0": bool(ci == ci and abs(mean) > ci),
+        "excludes_0": bool(not math.isnan(ci) and abs(mean) > ci),
     }
 
 
@@ -225,14 +226,6 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
                     **gap,
                 }
             )
-    return out
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    """A nested identity as dotted keys: {"classifier": {"lr": 1e-3}} -> {"classifier.lr": 1e-3}."""
-    out = {}
-    for k, v in d.items():
-        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
 
 

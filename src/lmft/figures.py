@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import product
 from pathlib import Path
 
@@ -200,4 +201,4 @@ def lm_budget_figure(
 
 def _half(ci: float) -> float:
     """An error bar's half-width in points (0 where one seed gives no interval)."""
-    return 0.0 if ci != ci else 100 * ci
+    return 0.0 if math.isnan(ci) else 100 * ci

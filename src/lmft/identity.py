@@ -109,6 +109,14 @@ def cache_settings(data: dict) -> dict:
     }
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested identity as dotted keys: {"classifier": {"lr": 1e-3}} -> {"classifier.lr": 1e-3}."""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     """Human-readable differences between two nested dicts ('lm.epochs: 2 != 3')."""
     out = []

@@ -13,6 +13,7 @@ import torch
 
 import lmft
 from lmft.callbacks import EpochLog
+from lmft.identity import flatten
 from lmft.io import write_csv, write_json
 
 
@@ -50,16 +51,7 @@ def log_hparams(logger, identity: dict, metrics: dict) -> None:
     """
     if "init" not in metrics:
         return
-    flat = {}
-
-    def walk(d, prefix=""):  # values as text: TensorBoard shows a number 16 as 16.000
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                flat[f"{prefix}{k}"] = v if isinstance(v, str) else json.dumps(v)
-
-    flat.update(
+    flat = dict(
         _init=metrics["init"], _seed=str(metrics["seed"]), _train_size=str(metrics["train_size"])
     )
     identity = {k: v for k, v in identity.items() if k not in ("init", "seed")}
@@ -73,7 +65,8 @@ def log_hparams(logger, identity: dict, metrics: dict) -> None:
         shown["final/best_epoch"] = metrics["best_epoch"]
     if metrics.get("lm"):
         shown["final/lm_ppl_val"] = metrics["lm"]["val/ppl"]
-    walk(identity)
+    # values as text: TensorBoard shows a number 16 as 16.000
+    flat |= {k: v if isinstance(v, str) else json.dumps(v) for k, v in flatten(identity).items()}
     logger.log_hyperparams(flat, shown)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 
-from lmft.comparison import BASELINE, at_largest_budget, flatten, spelt, varying_keys
+from lmft.comparison import BASELINE, at_largest_budget, spelt, varying_keys
+from lmft.identity import flatten
 
 
 def neural(cells: list[dict]) -> list[dict]:
@@ -67,7 +69,7 @@ def caption(cells: list[dict]) -> str:
 def _pct(x: float | None) -> str:
     if x is None:
         return "–"
-    return "n/a" if x != x else f"{100 * x:.2f}".replace("-0.00", "0.00")
+    return "n/a" if math.isnan(x) else f"{100 * x:.2f}".replace("-0.00", "0.00")
 
 
 def markdown(

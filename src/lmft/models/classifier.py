@@ -80,9 +80,8 @@ class SentimentClassifier(L.LightningModule):
         self.head = nn.Linear(width, 1 if num_classes == 2 else num_classes)
         self.encoder.init_linear(self.head)
         task = dict(task="binary") if num_classes == 2 else dict(task="multiclass")
-        self.train_acc, self.val_acc, self.curve_acc, self.test_acc = (
-            Accuracy(**task, num_classes=num_classes) for _ in "tvcT"
-        )
+        self.train_acc = Accuracy(**task, num_classes=num_classes)
+        self.val_acc, self.curve_acc, self.test_acc = (self.train_acc.clone() for _ in range(3))
 
     def layer_groups(self) -> dict[str, nn.Module]:
         """Bottom to top: the encoder's groups (embedding, its layers), then the head."""
