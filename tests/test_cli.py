@@ -123,6 +123,18 @@ def test_refused_sizes_leave_no_cell_folder(overrides, tmp_path):
     assert not sweep.exists()  # nor does one whose LM is missing
 
 
+def test_every_cell_of_a_sweep_is_checked_before_the_first_trains(overrides, tmp_path):
+    """A size beyond the pool, or a missing LM, in a later cell refuses the sweep before its
+    first cell trains (Hydra composes each cell only as it starts)."""
+    ov = [o for o in overrides if not o.startswith("experiment=")]
+    sweep = tmp_path / "outputs/sweeps/smoke"
+    for grid in (["init=scratch", "data.train_size=30,100000"], ["init=scratch,pretrained"]):
+        r = cli("lmft.finetune", "-m", "experiment=smoke", *grid, *ov, cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "data.train_size=100000 is outside" in r.stderr or "lmft.pretrain" in r.stderr
+        assert "[finetune]" not in r.stdout and not sweep.exists()  # no cell trained
+
+
 def test_other_lm_settings_remedy_works_as_printed(overrides, tmp_path):
     """A finished pretraining with other LM settings: the printed remedy (a new name for
     both stages) runs, and fine-tuning then finds its LM."""

@@ -199,3 +199,31 @@ def test_a_full_disk_names_the_file_and_leaves_nothing_half_written(tmp_path, mo
     with pytest.raises(LmftError, match=f"no space left on device writing {dest}"):
         torch_save({"x": 1}, dest)
     assert list(dest.parent.iterdir()) == []
+
+
+def test_a_failed_sweep_cell_says_its_error_when_it_happens(cfg_for, tmp_path, capsys):
+    """Hydra raises a sweep cell's error only after the cells that follow it; one of those
+    failing in Hydra's own code (a full disk) would hide it. lmft says it as it happens."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from lmft.cli import entry
+
+    cfg = cfg_for("finetune", ["experiment=smoke"], hydra=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.runtime.output_dir = str(tmp_path / "cell")
+        cfg.hydra.overrides.task = ["experiment=smoke"]
+
+    def full_disk(cfg, out_dir):
+        raise OSError(28, "No space left on device", str(out_dir / "tb"))
+
+    HydraConfig.instance().set_config(cfg)
+    try:
+        with pytest.raises(OSError):
+            entry(full_disk, cfg)
+    finally:
+        HydraConfig.instance().cfg = None  # as before: no Hydra run in this process
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'cell'} failed: OSError: [Errno 28] No space left" in err

@@ -87,6 +87,12 @@ def entry(run: Callable[[DictConfig, Path], dict], cfg: DictConfig) -> None:
         _remove_if_unused(out_dir, hc.job.name)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:
+        # Hydra raises a sweep job's error only after the jobs that follow it, and a later
+        # job's own failure (Hydra's, on a full disk) would hide it: said here, as it happens
+        if hc.mode == RunMode.MULTIRUN:
+            print(f"error: {out_dir} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        raise
     finally:
         dist = sys.modules.get("torch.distributed")  # only a stage that imported torch ran DDP
         if dist is not None and dist.is_initialized():

@@ -56,29 +56,25 @@ def wait_for_lm(pdir: Path, wanted: dict, remedy: str, wait_s: float) -> dict | 
     return done
 
 
-def load_pretrained(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> tuple[dict, dict]:
-    """The encoder weights of the pretrain run this config points to (after its last epoch, or
-    after `init.lm_epoch`), checked against it, and what the report says of that LM (its
-    folder, epochs and validation perplexity then)."""
+def finished_lm(cfg: DictConfig) -> dict:
+    """The metrics of the finished pretrain run this config points to, waited for up to
+    `init.wait_s`; an error that names the pretrain command when it is missing, has other
+    settings, or kept no encoder after `init.lm_epoch`."""
     pdir = Path(cfg.paths.pretrain_dir)
     cmd = pretrain_command(cfg)
-    remedy = f"Run `{cmd}` first."
     other = (  # that folder keeps its run: these settings need a name of their own
         f"Pretrain these settings under a new name (`{pretrain_command(cfg, 'NEW')}`) and "
         f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
     )
-    wanted = run_identity(cfg, "pretrain")
-    done = wait_for_lm(pdir, wanted, other, cfg.init.wait_s)
+    done = wait_for_lm(pdir, run_identity(cfg, "pretrain"), other, cfg.init.wait_s)
     if done is None:
         waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s > 0 else ""
         raise LmftError(
-            f"init=pretrained needs a finished pretraining run in {pdir}{waited}. {remedy}"
+            f"init=pretrained needs a finished pretraining run in {pdir}{waited}. "
+            f"Run `{cmd}` first."
         )
-    epoch = cfg.init.lm_epoch
-    if epoch == done["epochs"]:
-        epoch = None  # the last epoch's encoder is encoder.pt
-    kept = done.get("snapshots", [])
-    if epoch and epoch not in kept:
+    epoch, kept = cfg.init.lm_epoch, done.get("snapshots", [])
+    if epoch and epoch != done["epochs"] and epoch not in kept:
         keep = pretrain_command(cfg, "NEW", [f"lm.snapshots=[{epoch}]"])
         raise LmftError(
             f"init.lm_epoch={epoch}: {pdir} kept the encoder after epochs {kept} and its last, "
@@ -86,6 +82,18 @@ def load_pretrained(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -
             f"under a new name (`{keep}`) and give this command lm_name=NEW, or pick one of "
             "those epochs."
         )
+    return done
+
+
+def load_pretrained(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -> tuple[dict, dict]:
+    """The encoder weights of the pretrain run this config points to (after its last epoch, or
+    after `init.lm_epoch`), checked against it, and what the report says of that LM (its
+    folder, epochs and validation perplexity then)."""
+    done = finished_lm(cfg)
+    pdir, epoch = Path(cfg.paths.pretrain_dir), cfg.init.lm_epoch
+    if epoch == done["epochs"]:
+        epoch = None  # the last epoch's encoder is encoder.pt
+    remedy = f"Run `{pretrain_command(cfg)}` first."
     path = encoder_path(pdir, epoch)
     state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
     ppl = math.exp(done["history"][epoch - 1]["val/loss"]) if epoch else done["val/ppl"]
