@@ -86,7 +86,7 @@ gpu-wheels: $(BIN)/.installed ## Download into bench/wheels what gpu-check insta
 gpu-check: ## On a GPU machine: the seed protocol end to end (timed), then GPU tests, a batch-32 LM, EXTRA cells, bench (bench/gpu_check.sh)
 	bash bench/gpu_check.sh
 
-tensorboard: $(BIN)/.installed ## Serve TensorBoard over outputs/ at PORT (default 6006; every run named by its folder)
+tensorboard: $(BIN)/.installed ## Serve TensorBoard over outputs/ (make tensorboard PORT=6007: another port; filters: docs/tensorboard.md)
 	$(BIN)/tensorboard --logdir outputs --port $(PORT)
 
 clean: ## Delete outputs of EXP (pretrain, sweep, report); the token cache stays

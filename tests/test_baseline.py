@@ -101,7 +101,7 @@ def test_a_baseline_cell_is_a_cell_like_the_others(cfg_for, overrides, tmp_path,
     assert saved["test/acc_at_best_val"] == m["test/acc"] >= 0.9  # the synthetic task
     assert saved["identity"]["init"]["name"] == "baseline" and "lm" not in saved["identity"]
     assert {"lmft", "git_commit", "python"} <= set(saved["provenance"])
-    assert list((out / "tb").glob("events.out.tfevents.*"))  # its HParams row
+    assert list((out / "tb/hparams").glob("events.out.tfevents.*"))  # its HParams row
     capsys.readouterr()
     assert finetune.run(cfg, out) == saved  # finished: skipped
     assert "skipping" in capsys.readouterr().out

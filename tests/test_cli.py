@@ -17,6 +17,7 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     ov = [o for o in overrides if not o.startswith("experiment=")]
     r = cli("lmft.finetune", "experiment=smoke", "init=pretrained", *ov, cwd=tmp_path)
     assert r.returncode == 2 and "python -m lmft.pretrain experiment=smoke" in r.stderr
+    assert "make pretrain EXP=smoke ARGS='data.archive=" in r.stderr  # for a make user too
     assert "Traceback" not in r.stderr
 
     r = cli("lmft.pretrain", "experiment=smoke", *ov, cwd=tmp_path)
@@ -41,9 +42,26 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
         and r.stdout.count("[finetune] init=scratch,n=50") == 1
     )
 
-    r = cli("lmft.report", "experiment=smoke", f"paths.outputs={tmp_path}/outputs", cwd=tmp_path)
+    anchor = "+data.anchors.Mine=99.5"  # a user's own published number
+    r = cli("lmft.report", "experiment=smoke", anchor, f"paths.outputs={tmp_path}/outputs",
+            cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     report = tmp_path / "outputs/reports/smoke"
+    assert not (report / "report.log").exists()  # (it was always empty)
+    # what the report rests on: the LM's corpus, the data file, the splits, the commit; the
+    # size that is all of the labeled pool said so; the model to use
+    md = (report / "summary.md").read_text()
+    lm = json.loads((pdir / "metrics.json").read_text())["corpus"]
+    assert f"read {lm['texts']:,} texts ({lm['tokens']:,} tokens)" in md and lm["texts"] == 190
+    assert "perplexity" in md and "on the task's validation texts" in md
+    archive = next(o for o in ov if o.startswith("data.archive=")).split("=", 1)[1]
+    assert f"- data files: `{Path(archive).resolve()}`" in md
+    assert "- validation: 50 texts, every cell" in md and "- test: 240 texts, every cell" in md
+    assert "- code: lmft commit `" in md and "(6 cells)" in md
+    assert "| scratch | 190 (all) |" in md and "| scratch | 50 |" in md
+    best = md.split("Best model by validation accuracy: `")[1].split("`")[0]
+    assert (Path(best) / "model.pt").exists() and f'lmft-predict "{best}"' in md
+    assert "| Mine | 99.5 |" in md
     rows = list(csv.DictReader((report / "summary.csv").read_text().splitlines()))
     assert {(x["init"], x["train_size"]) for x in rows} == {
         (i, n)

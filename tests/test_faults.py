@@ -94,7 +94,7 @@ def test_pretrain_stopped_after_its_last_checkpoint_finishes_on_rerun(overrides,
     assert "resuming from" in r.stdout
     assert "epoch 1/2" not in r.stdout and "epoch 2/2" not in r.stdout  # nothing retrained
     m = json.loads((pdir / "metrics.json").read_text())
-    assert m["epochs"] == 2 and m["val/loss"] == m["history"][-1]["val/loss"]
+    assert m["epochs"] == 2 and m["val/loss"] == m["history"][-1]["lm/val_loss"]
     assert (pdir / "encoder.pt").exists() and (pdir / "tokenizer.json").exists()
 
 

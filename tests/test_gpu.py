@@ -87,7 +87,7 @@ def test_stages_learn_on_gpu(cfg_for, overrides, ulmfit_overrides, recipe):
     ov = [*overrides, *awd, "trainer=gpu", "lm.loss_impl=fused"]
     cfg = cfg_for("pretrain", ov)
     m = pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
-    assert m["history"][-1]["val/ppl"] < m["history"][0]["val/ppl"]
+    assert m["history"][-1]["lm/val_ppl"] < m["history"][0]["lm/val_ppl"]
     cfg = cfg_for("finetune", [*ov, *tune])
     m = finetune.run(cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
     assert 0 <= m["test/acc"] <= 1

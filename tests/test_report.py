@@ -138,7 +138,7 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     for c in cells[:2]:
         c["lm"] = {"dir": "outputs/pretrain/x", "epochs": 60, "val/ppl": 247.04}
     text = "\n".join(settings_lines(cells))
-    assert "LM: `outputs/pretrain/x`, 60 epochs, validation perplexity 247.0" in text
+    assert "LM: `outputs/pretrain/x`, 60 epochs; perplexity 247.0 on the task's validation" in text
     assert "- model: hidden_size=512" in text and "pooling=mean" in text
     assert "settings that differ between cells: `classifier.dropout` (0.3, 0.5)" in text
     assert "`seed`" not in text  # seeds, sizes and arms are the sweep's own axes
@@ -146,7 +146,11 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     for c, epochs in zip(cells, (10, 1, 3), strict=True):
         c["lm"] = {"dir": "x", "epochs": epochs, "val/ppl": 100.0}
     lms = [line for line in settings_lines(cells) if line.startswith("- LM")]
-    assert [line.split(", ")[1] for line in lms] == ["1 epoch", "3 epochs", "10 epochs"]
+    assert [line.split(", ")[1].split(";")[0] for line in lms] == [
+        "1 epoch",
+        "3 epochs",
+        "10 epochs",
+    ]
 
 
 def test_figure_caption_states_the_lm_and_the_recipe():
@@ -154,8 +158,17 @@ def test_figure_caption_states_the_lm_and_the_recipe():
     for c in cells:
         c["identity"] = {"classifier": {"pooling": "mean", "lr": 0.001, "batch_size": 32}}
     cells[0]["lm"] = {"dir": "x", "epochs": 60, "val/ppl": 247.04}
+    for c in cells:
+        c["identity"]["classifier"]["epochs"] = 10
     text = caption(cells)
-    assert text.startswith("LM 60 epochs, val ppl 247.0 | pooling=mean, lr=0.001, batch_size=32")
+    assert (
+        text
+        == "LM 60 epochs, val ppl 247.0 | pooling=mean, lr=0.001, batch_size=32, epochs=2 (of 10)"
+    )
+    cells[1]["history"] = cells[1]["history"] * 4  # early stopping, a cap: epochs as they ran
+    assert caption(cells).endswith("epochs=2-8 (of 10)")
+    cells[1]["history"] = cells[1]["history"] + cells[1]["history"][:2]
+    assert caption(cells).endswith("epochs=2-10")
 
 
 def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validation():

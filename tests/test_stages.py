@@ -79,7 +79,7 @@ def test_pretrain_writes_handoff_files(pretrained):
     assert blob["kwargs"]["hidden_size"] == cfg.model.hidden_size
     assert blob["tokenizer"] == metrics["tokenizer"]
     assert metrics["epochs"] == cfg.lm.epochs and len(metrics["history"]) == cfg.lm.epochs
-    assert metrics["history"][-1]["val/ppl"] < metrics["vocab_size"]
+    assert metrics["history"][-1]["lm/val_ppl"] < metrics["vocab_size"]
 
 
 @pytest.mark.parametrize("model", ["lstm", "transformer"])
@@ -283,7 +283,7 @@ def test_ulmfit_options_run_end_to_end(cfg_for, overrides, ulmfit_overrides, tmp
     awd, tune = ulmfit_overrides
     cfg = cfg_for("pretrain", [*overrides, *awd])
     m = pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
-    assert m["history"][-1]["val/ppl"] < m["history"][0]["val/ppl"]
+    assert m["history"][-1]["lm/val_ppl"] < m["history"][0]["lm/val_ppl"]
     cfg = cfg_for("finetune", [*overrides, *awd, *tune, "data.train_size=60"])
     m = finetune.run(cfg, tmp_path / "cell")
     assert len(m["history"]) == 3 and 0 <= m["test/acc"] <= 1
@@ -364,7 +364,7 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
     cfg = cfg_for("pretrain", ov)
     run_and_close(pretrain, cfg, Path(cfg.paths.pretrain_dir))
     lm = scalars(Path(cfg.paths.pretrain_dir))
-    for tag in ("val/loss", "val/ppl", "train/loss"):
+    for tag in ("lm/val_loss", "lm/val_ppl", "lm/train_loss"):
         assert len(lm[tag]) == 3, (tag, lm[tag])
     cfg = cfg_for("finetune", ov)
     run_and_close(finetune, cfg, Path(cfg.paths.sweep_dir) / cfg.cell)
@@ -373,7 +373,8 @@ def test_tensorboard_has_one_point_per_epoch_for_every_per_epoch_metric(cfg_for,
         assert len(clf[tag]) == 3 and len({e.step for e in clf[tag]}) == 3, (tag, clf[tag])
     assert "final/acc_test_at_best_val" in clf and "final/lm_ppl_val" in clf
     assert not [t for t in lm if t.startswith("final/")]  # LM runs add no HParams row
-    assert len(clf["train/acc"]) == 3 and "train/loss_step" in lm  # LM: also per step
+    assert not set(lm) & set(clf)  # the LM's curves never share a chart with the cells'
+    assert len(clf["train/acc"]) == 3 and "lm/train_loss_step" in lm  # LM: also per step
     assert "epoch" not in lm and "epoch" not in clf  # the x axis is the epoch itself
     # diagnostics: what the head reads per epoch and per step, each group's gradient norm
     assert len(clf["features/val_norm"]) == 3 and len(clf["features/val_spread"]) == 3
@@ -415,7 +416,7 @@ def test_lm_snapshots_start_fine_tuning_from_an_earlier_epoch(
     m = finetune.run(cfg, tmp_path / "cell")
     assert all(torch.equal(seen[k], snap[k]) for k in snap)
     assert m["lm"]["epochs"] == 1
-    assert m["lm"]["val/ppl"] == pytest.approx(math.exp(lm["history"][0]["val/loss"]))
+    assert m["lm"]["val/ppl"] == pytest.approx(math.exp(lm["history"][0]["lm/val_loss"]))
     with pytest.raises(LmftError, match=r"kept the encoder after epochs \[1\] and its last, 2,"):
         finetune.run(cfg_for("finetune", [*ov, "init.lm_epoch=3", *small]), tmp_path / "c3")
     last = finetune.run(cfg_for("finetune", [*ov, "init.lm_epoch=2", *small]), tmp_path / "c2")

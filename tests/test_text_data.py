@@ -218,7 +218,7 @@ def test_plain_text_corpus_for_the_lm(binary_csv, cfg_for, tmp_path):
     )
     assert len(load_corpus(per_file.data, per_file.pretrain_data).splits["extra"]) == 2
     m = pretrain.run(only, Path(only.paths.pretrain_dir))
-    assert m["history"][-1]["val/ppl"] > 0  # trains on 3 lines, measured on the task's val
+    assert m["history"][-1]["lm/val_ppl"] > 0  # trains on 3 lines, measured on the task's val
 
 
 def test_clear_errors_for_bad_data(binary_csv, cfg_for, tmp_path):

@@ -148,8 +148,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
     """A baseline cell: fit and choose on its texts, then write its metrics.json (the same
     keys the report reads from a neural cell: the accuracy at the validation-chosen setting
     stands where a neural cell's best-validation epoch does) and its HParams row."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
+    from lmft.data.reader import dataset_reader
     from lmft.io import write_json
     from lmft.results import log_hparams, provenance
 
@@ -166,6 +165,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "n_val": len(split["val"][0]),
         "n_test": len(split["test"][0]),
         "lm": None,
+        "inputs": [str(p.resolve()) for p in dataset_reader(cfg.data).inputs()],
         "test/acc": fit["test/acc"],
         "test/acc_at_best_val": fit["test/acc"],
         "val/acc": fit["val/acc"],
@@ -176,9 +176,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "identity": identity,
         "provenance": provenance(),
     }
-    logger = TensorBoardLogger(str(out_dir), name="tb", version="", default_hp_metric=False)
-    log_hparams(logger, identity, metrics)
-    logger.finalize("success")
+    log_hparams(out_dir, identity, metrics)
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
     chosen = f"{fit['chosen']['model']}, C={fit['chosen']['C']:g}"
     print(f"[finetune] {cfg.cell}: test/acc {fit['test/acc']:.4f} ({chosen}, chosen on validation)")

@@ -84,6 +84,19 @@ def varying_keys(cells: list[dict]) -> list[str]:
     return sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1)
 
 
+def size_labels(cells: list[dict]) -> dict[int, str]:
+    """Each labeled size as the report writes it: its count, and "(all)" where the cells took
+    every labeled example (`data.train_size=all`)."""
+    every = {
+        c["train_size"]
+        for c in cells
+        if (c.get("identity") or {}).get("data", {}).get("train_size") == "all"
+    }
+    return {
+        n: f"{n:,}" + (" (all)" if n in every else "") for n in {c["train_size"] for c in cells}
+    }
+
+
 def spelt(value) -> str:
     """A setting's value as a Hydra override spells it: `null`, not Python's `None` (which
     Hydra would read as a string)."""
@@ -131,7 +144,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
 
     `n_best_last`: cells whose best validation epoch was their last (still improving when
     training stopped: judged before they were done)."""
-    by = _groups(cells)
+    by, labels = _groups(cells), size_labels(cells)
     summary = []
     for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
         vals = [r[metric] for r in runs.values()]
@@ -143,6 +156,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "recipe": rec,
                 "init": init,
                 "train_size": size,
+                "labels": labels[size],
                 "lm_epochs": lm,
                 "lm_val_ppl": next(iter(runs.values()))["lm"]["val/ppl"] if lm else None,
                 "n_seeds": len(vals),
@@ -165,7 +179,8 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
         gap = paired_gap(by[(*key[:1], "pretrained", key[1], row["lm_epochs"])], scratch, metric)
         if gap:
             lm = {k: row[k] for k in ("lm_epochs", "lm_val_ppl")}
-            gaps.append({"recipe": row["recipe"], "train_size": row["train_size"], **lm, **gap})
+            size = {k: row[k] for k in ("train_size", "labels")}
+            gaps.append({"recipe": row["recipe"], **size, **lm, **gap})
     return summary, gaps
 
 
@@ -178,12 +193,13 @@ def _order(item) -> tuple:
 def against_baseline(cells: list[dict], metric: str) -> list[dict]:
     """Each neural group (recipe, arm, size, LM budget) minus the baseline cells of its size,
     paired by seed (the same labeled examples), with a 95% t-interval."""
-    by, out = _groups(cells), []
+    by, out, labels = _groups(cells), [], size_labels(cells)
     for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
         base = by.get(("", BASELINE, size, None))
         gap = base and init != BASELINE and paired_gap(runs, base, metric)
         if gap:
-            out.append({"recipe": rec, "init": init, "train_size": size, "lm_epochs": lm, **gap})
+            row = {"recipe": rec, "init": init, "train_size": size, "labels": labels[size]}
+            out.append({**row, "lm_epochs": lm, **gap})
     return out
 
 
@@ -194,7 +210,7 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
     several = len(budgets(cells)) > 1
     if not varying_keys(cells) and not several:
         return []
-    by, out = _groups(cells), []
+    by, out, labels = _groups(cells), [], size_labels(cells)
 
     def label(option: tuple) -> str:
         rec, lm = option
@@ -221,6 +237,7 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
             out.append(
                 {
                     "train_size": size,
+                    "labels": labels[size],
                     "pretrained_recipe": label(pre),
                     "scratch_recipe": label(scr),
                     **gap,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib
 
-from lmft.comparison import ARMS, BASELINE, recipe, varying_keys
+from lmft.comparison import ARMS, BASELINE, recipe, size_labels, varying_keys
 from lmft.io import atomic_path
 
 matplotlib.use("Agg")
@@ -53,7 +53,8 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
     sizes = sorted({r["train_size"] for r in summary})
     ax.xaxis.set_major_locator(FixedLocator(sizes))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([f"{n:,}" for n in sizes])
+    labels = {r["train_size"]: r["labels"] for r in summary}
+    ax.set_xticklabels([labels[n] for n in sizes])
     ax.set_xlabel("labeled training examples (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(
@@ -107,7 +108,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
                 ls=":",
                 label="linear baseline test",
             )
-        ax.set_title(f"{size:,} labeled examples")
+        ax.set_title(f"{size_labels(cells)[size]} labeled examples")
         ax.set_xlabel("epoch")
         n_max = max(len(c["history"]) for c in cells if c["train_size"] == size) or 1
         ax.set_xlim(0.5, n_max + 0.5)
@@ -145,11 +146,11 @@ def lm_budget_figure(
     cmap = plt.get_cmap("viridis")
     for i, (size, rec) in enumerate(lines):
         color = cmap(0.85 * i / max(1, len(lines) - 1))
-        label = f"{size:,}{f' {rec}' if rec else ''}"
         rows = sorted(
             (g for g in gaps if (g["train_size"], g["recipe"]) == (size, rec)),
             key=lambda g: g["lm_epochs"],
         )
+        label = f"{rows[0]['labels']}{f' {rec}' if rec else ''}"
         arm = {
             (r["init"], r["lm_epochs"]): r
             for r in summary

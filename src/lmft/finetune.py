@@ -128,6 +128,7 @@ def train_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "batch_size": plan.batch_size,
         "lr": plan.lr,
         "lm": lm_used,
+        "inputs": corpus.inputs,
         **final_metrics(history.rows, test_last, test_best),
     }
     metrics = save_results(trainer, out_dir, metrics, history, identity)

@@ -128,13 +128,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     # From the history, which the checkpoint restores: a run resumed after its last epoch's
     # checkpoint trains and validates nothing more, so no metric is logged this time.
-    val_loss = history.rows[-1]["val/loss"]
+    val_loss = history.rows[-1]["lm/val_loss"]
     metrics = {
         "val/loss": val_loss,
         "val/ppl": math.exp(val_loss),
         "epochs": trainer.current_epoch,
         "vocab_size": corpus.tokenizer.get_vocab_size(),
         "tokenizer": corpus.fingerprint,
+        "corpus": {  # what the LM read: every text, up to lm.max_len + 1 tokens each
+            "texts": sum(len(d) for d in dm.train_sets),
+            "tokens": sum(int(d.lengths.sum()) for d in dm.train_sets),
+            "files": corpus.inputs,
+        },
         "snapshots": sorted(e for e in lm.snapshots if encoder_path(out_dir, e).exists()),
     }
     save_encoder(encoder_path(out_dir), model.encoder, corpus.fingerprint)

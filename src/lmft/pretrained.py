@@ -37,6 +37,16 @@ def pretrain_command(cfg: DictConfig, name: str | None = None, extra: tuple = ()
     return " ".join(["python -m lmft.pretrain", *task, *added])
 
 
+def or_make(cmd: str) -> str:
+    """A pretrain command (`pretrain_command`) in backticks, and the make target that runs it:
+    `python -m lmft.pretrain experiment=quick lm.epochs=3` (or `make pretrain EXP=quick
+    ARGS='lm.epochs=3'`)."""
+    args = cmd.split()[3:]
+    exp = next((a.split("=", 1)[1] for a in args if a.startswith("experiment=")), "quick")
+    rest = " ".join(a for a in args if not a.startswith("experiment="))
+    return f"`{cmd}` (or `make pretrain EXP={exp}" + (f" ARGS='{rest}'`)" if rest else "`)")
+
+
 def wait_for_lm(pdir: Path, wanted: dict, remedy: str, wait_s: float) -> dict | None:
     """The metrics of the finished LM in `pdir`, or None. A cell started while its LM still
     trains (`init.wait_s`: bench/gpu_check.sh starts the pretrained arm before the LM ends, so
@@ -63,15 +73,15 @@ def finished_lm(cfg: DictConfig) -> dict:
     pdir = Path(cfg.paths.pretrain_dir)
     cmd = pretrain_command(cfg)
     other = (  # that folder keeps its run: these settings need a name of their own
-        f"Pretrain these settings under a new name (`{pretrain_command(cfg, 'NEW')}`) and "
-        f"give this command name=NEW too, or delete {pdir} and run `{cmd}`."
+        f"Pretrain these settings under a new name ({or_make(pretrain_command(cfg, 'NEW'))}) "
+        f"and give this command name=NEW too, or delete {pdir} and run {or_make(cmd)}."
     )
     done = wait_for_lm(pdir, run_identity(cfg, "pretrain"), other, cfg.init.wait_s)
     if done is None:
         waited = f" (waited {cfg.init.wait_s} s)" if cfg.init.wait_s > 0 else ""
         raise LmftError(
             f"init=pretrained needs a finished pretraining run in {pdir}{waited}. "
-            f"Run `{cmd}` first."
+            f"Run {or_make(cmd)} first."
         )
     epoch, kept = cfg.init.lm_epoch, done.get("snapshots", [])
     if epoch and epoch != done["epochs"] and epoch not in kept:
@@ -79,7 +89,7 @@ def finished_lm(cfg: DictConfig) -> dict:
         raise LmftError(
             f"init.lm_epoch={epoch}: {pdir} kept the encoder after epochs {kept} and its last, "
             f"{done['epochs']}, only (lm.snapshots). Pretrain with lm.snapshots listing {epoch} "
-            f"under a new name (`{keep}`) and give this command lm_name=NEW, or pick one of "
+            f"under a new name ({or_make(keep)}) and give this command lm_name=NEW, or pick one of "
             "those epochs."
         )
     return done
@@ -93,8 +103,9 @@ def load_pretrained(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -
     pdir, epoch = Path(cfg.paths.pretrain_dir), cfg.init.lm_epoch
     if epoch == done["epochs"]:
         epoch = None  # the last epoch's encoder is encoder.pt
-    remedy = f"Run `{pretrain_command(cfg)}` first."
+    remedy = f"Run {or_make(pretrain_command(cfg))} first."
     path = encoder_path(pdir, epoch)
     state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
-    ppl = math.exp(done["history"][epoch - 1]["val/loss"]) if epoch else done["val/ppl"]
-    return state, {"dir": str(pdir), "epochs": epoch or done["epochs"], "val/ppl": ppl}
+    ppl = math.exp(done["history"][epoch - 1]["lm/val_loss"]) if epoch else done["val/ppl"]
+    used = {"dir": str(pdir), "epochs": epoch or done["epochs"], "val/ppl": ppl}
+    return state, used | ({"corpus": done["corpus"]} if "corpus" in done else {})

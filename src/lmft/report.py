@@ -39,7 +39,7 @@ from lmft.comparison import (
 from lmft.figures import epochs_figure, learning_curve, lm_budget_figure
 from lmft.io import write_csv, write_json, write_text
 from lmft.resolvers import register
-from lmft.tables import caption, markdown, settings_lines
+from lmft.tables import best_model_lines, caption, markdown, settings_lines
 
 # What a report writes only for some sweeps: a rerun removes those it no longer writes.
 OPTIONAL_FILES = frozenset(
@@ -114,7 +114,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         len(cells),
         not_counted,
         anchors,
-        settings_lines(cells),
+        [*best_model_lines(cells, sweep_dir), *settings_lines(cells)],
         best,
         base_gaps,
     )

@@ -39,35 +39,46 @@ def provenance() -> dict:
     }
 
 
-def log_hparams(logger, identity: dict, metrics: dict) -> None:
-    """HParams tab: one row per fine-tuning cell, its settings beside its final metrics.
+def log_hparams(out_dir: Path, identity: dict, metrics: dict) -> None:
+    """HParams tab: one row per fine-tuning cell, its settings beside its final metrics, in a
+    run of its own, `<cell>/tb/hparams` (`final/...` scalars; its curves are in `<cell>/tb`).
 
-    The cell's own axes come first (`_init`, `_seed`, `_train_size`: TensorBoard lists the
-    settings that differ first, by name), values as written (text, the size as its count);
-    the headline metric sorts first (`final/acc_test_at_best_val`), and the LM's validation
-    perplexity stands beside it (its settings are the cell's `lm.*`). LM runs add no row: a
-    row without the classifier's settings would make all of them look varied. Final metrics
-    are named `final/...`: under a per-epoch tag, their point would hide the curve.
+    No row declares the experiment (its columns): TensorBoard then builds them from every row,
+    so each setting and each metric that any cell has is a column (the LM's perplexity,
+    `final/lm_ppl_val`, though scratch and baseline rows have none), and the settings that
+    differ between cells come first. Of those, the cell's own axes lead (`_init`, `_seed`,
+    `_train_size`: by name); values as written (text: the size as its count, a number 16 as 16
+    and not 16.000), the best epoch too (`result.best_epoch`: a metric would show 7.0000). The
+    headline metric sorts first (`final/acc_test_at_best_val`). LM runs add no row: a row
+    without the classifier's settings would make all of them look varied. Final metrics are
+    named `final/...`: under a per-epoch tag, their point would hide the curve.
     """
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
+
     if "init" not in metrics:
         return
     flat = dict(
         _init=metrics["init"], _seed=str(metrics["seed"]), _train_size=str(metrics["train_size"])
     )
+    if metrics["best_epoch"] is not None:  # a neural cell's (the baseline has no epochs)
+        flat["result.best_epoch"] = str(metrics["best_epoch"])
     identity = {k: v for k, v in identity.items() if k not in ("init", "seed")}
     identity["data"] = {k: v for k, v in identity["data"].items() if k != "train_size"}
+    flat |= {k: v if isinstance(v, str) else json.dumps(v) for k, v in flatten(identity).items()}
     shown = {
         "final/acc_test_at_best_val": metrics["test/acc_at_best_val"],
         "final/acc_test_last": metrics["test/acc"],
         "final/acc_val_best": metrics["val/acc_best"],
     }
-    if metrics["best_epoch"] is not None:  # a neural cell's (the baseline has no epochs)
-        shown["final/best_epoch"] = metrics["best_epoch"]
     if metrics.get("lm"):
         shown["final/lm_ppl_val"] = metrics["lm"]["val/ppl"]
-    # values as text: TensorBoard shows a number 16 as 16.000
-    flat |= {k: v if isinstance(v, str) else json.dumps(v) for k, v in flatten(identity).items()}
-    logger.log_hyperparams(flat, shown)
+    _, start, end = hparams(flat, shown)  # not the experiment: TensorBoard builds it
+    with SummaryWriter(str(out_dir / "tb" / "hparams")) as writer:
+        for summary in (start, end):
+            writer._get_file_writer().add_summary(summary)  # as Lightning's logger writes them
+        for tag, value in shown.items():
+            writer.add_scalar(tag, value)
 
 
 def save_results(
@@ -75,7 +86,7 @@ def save_results(
 ) -> dict:
     """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
     metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
-    log_hparams(trainer.logger, identity, metrics)
+    log_hparams(out_dir, identity, metrics)
     # The trainer closes its writer after fit and test; what was written since opened a new
     # events file. Close it, so all is on disk before metrics.json says the run finished.
     trainer.logger.finalize("success")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from pathlib import Path
 
 from lmft.comparison import BASELINE, at_largest_budget, spelt, varying_keys
 from lmft.identity import flatten
@@ -15,22 +16,37 @@ def neural(cells: list[dict]) -> list[dict]:
 
 
 def settings_lines(cells: list[dict]) -> list[str]:
-    """What the sweep compared: the LM(s) the pretrained cells started from, the model and
-    classifier settings all cells share, and the settings that differ between cells."""
+    """What the sweep compared and what it rests on: the LM(s) the pretrained cells started
+    from (their corpus and settings), the data files and splits, the model and classifier
+    settings all cells share, the settings that differ between cells, the baseline's grid and
+    the code that ran."""
     lines = ["## What was compared", ""]
     lms = {json.dumps(c["lm"], sort_keys=True) for c in cells if c.get("lm")}
     for lm in sorted(map(json.loads, lms), key=lambda lm: lm["epochs"]):
-        ppl = f"validation perplexity {lm['val/ppl']:.1f}"
-        lines.append(f"- LM: `{lm['dir']}`, {n_epochs(lm['epochs'])}, {ppl}")
+        read = lm.get("corpus")
+        read = f"; read {read['texts']:,} texts ({read['tokens']:,} tokens)" if read else ""
+        lines.append(
+            f"- LM: `{lm['dir']}`, {n_epochs(lm['epochs'])}{read}; perplexity "
+            f"{lm['val/ppl']:.1f} on the task's validation texts (comparable only between LMs "
+            "with the same tokenizer and validation texts)"
+        )
     varying = varying_keys(cells)
     flat = flatten((neural(cells) or cells)[0].get("identity") or {})
-    for section in ("model", "classifier"):
+    sections = ("lm", "pretrain_data", "model", "classifier") if lms else ("model", "classifier")
+    for section in sections:
         shown = ", ".join(
             f"{k.split('.', 1)[1]}={spelt(v)}"
             for k, v in flat.items()
             if k.startswith(f"{section}.") and k not in varying
         )
         lines.append(f"- {section}: {shown}")
+    files = sorted({f for c in cells for f in c.get("inputs") or []})
+    if files:
+        lines.append(f"- data files: {', '.join(f'`{f}`' for f in files)}")
+    for split, key in (("validation", "n_val"), ("test", "n_test")):
+        counts = sorted({c[key] for c in cells if key in c})
+        if counts:
+            lines.append(f"- {split}: {' / '.join(f'{n:,}' for n in counts)} texts, every cell")
     if varying:
         values = {
             k: sorted({spelt(flatten(c["identity"]).get(k)) for c in neural(cells)})
@@ -47,7 +63,29 @@ def settings_lines(cells: list[dict]) -> list[str]:
             f"C in {grid['C']}, model and C chosen per cell on validation "
             f"({', '.join(f'{m}: {n} cells' for m, n in sorted(chosen.items()))})"
         )
+    commits = Counter(str((c.get("provenance") or {}).get("git_commit")) for c in cells)
+    lines.append(
+        "- code: lmft commit " + ", ".join(f"`{k}` ({n} cells)" for k, n in sorted(commits.items()))
+    )
     return [*lines, ""]
+
+
+def best_model_lines(cells: list[dict], sweep_dir: Path) -> list[str]:
+    """The cell whose saved model (`model.pt`) has the best validation accuracy, chosen on
+    validation only (every cell reads the same validation texts), with the command that uses
+    it."""
+    saved = [c for c in neural(cells) if (sweep_dir / c["cell"] / "model.pt").exists()]
+    if not saved:
+        return []
+    best = max(saved, key=lambda c: (c["val/acc_best"], c["train_size"]))
+    path = sweep_dir / best["cell"]
+    return [
+        f"Best model by validation accuracy: `{path}` ({_pct(best['val/acc_best'])}% on "
+        f"validation, {_pct(best['test/acc_at_best_val'])}% on test). Use it:",
+        "",
+        f'    lmft-predict "{path}" "some text to classify"',
+        "",
+    ]
 
 
 def n_epochs(n: int) -> str:
@@ -59,11 +97,16 @@ def caption(cells: list[dict]) -> str:
     lms = {(c["lm"]["epochs"], round(c["lm"]["val/ppl"], 1)) for c in cells if c.get("lm")}
     lm = "; ".join(f"LM {n_epochs(e)}, val ppl {p}" for e, p in sorted(lms)) or "no LM"
     flat = [flatten(c.get("identity") or {}) for c in neural(cells)]
-    keys = ("classifier.pooling", "classifier.lr", "classifier.batch_size", "classifier.epochs")
+    keys = ("classifier.pooling", "classifier.lr", "classifier.batch_size")
     recipe = ", ".join(
         f"{k.split('.')[1]}={'/'.join(sorted({str(f.get(k)) for f in flat}))}" for k in keys
     )
-    return f"{lm} | {recipe}"
+    ran = sorted({len(c["history"]) for c in neural(cells)})  # early stopping, max_examples
+    if not ran:
+        return lm
+    most = "/".join(sorted({str(f.get("classifier.epochs")) for f in flat}))
+    span = f"{ran[0]}" if len(ran) == 1 else f"{ran[0]}-{ran[-1]}"
+    return f"{lm} | {recipe}, epochs={span}" + (f" (of {most})" if most != str(ran[-1]) else "")
 
 
 def _pct(x: float | None) -> str:
@@ -104,7 +147,7 @@ def markdown(
         f"|{'---|' if several else ''}---|{'---:|' if lms else ''}" + "---:|" * 7,
     ]
     lines += [
-        f"|{col(r)} {r['init']} |{lm_col(r)} {r['train_size']:,} | {r['n_seeds']} "
+        f"|{col(r)} {r['init']} |{lm_col(r)} {r['labels']} | {r['n_seeds']} "
         f"| {_pct(r['test_acc_mean'])} | {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
         f"| {_pct(r['test_acc_last_epoch_mean'])} | {_best_last(r)} |"
         for r in summary
@@ -118,9 +161,7 @@ def markdown(
         "examples | pairs | gap | 95% CI | CI excludes 0 |",
         f"|{'---|' if several else ''}{'---:|---:|' if lms else ''}---:|---:|---:|---|---|",
     ]
-    lines += [
-        f"|{col(g)}{lm_col(g)}{ppl_col(g)} {g['train_size']:,} | {_gap_cells(g)}" for g in gaps
-    ]
+    lines += [f"|{col(g)}{lm_col(g)}{ppl_col(g)} {g['labels']} | {_gap_cells(g)}" for g in gaps]
     if base_gaps:
         lines += [
             "",
@@ -132,8 +173,7 @@ def markdown(
             f"|{'---|' if several else ''}---|{'---:|' if lms else ''}---:|---:|---:|---|---|",
         ]
         lines += [
-            f"|{col(g)} {g['init']} |{lm_col(g)} {g['train_size']:,} | {_gap_cells(g)}"
-            for g in base_gaps
+            f"|{col(g)} {g['init']} |{lm_col(g)} {g['labels']} | {_gap_cells(g)}" for g in base_gaps
         ]
     if best:
         lines += [
@@ -148,8 +188,7 @@ def markdown(
             "|---:|---|---|---:|---:|---|---|",
         ]
         lines += [
-            f"| {b['train_size']:,} | {b['pretrained_recipe']} | {b['scratch_recipe']} "
-            f"| {_gap_cells(b)}"
+            f"| {b['labels']} | {b['pretrained_recipe']} | {b['scratch_recipe']} | {_gap_cells(b)}"
             for b in best
         ]
     if anchors:
@@ -211,7 +250,7 @@ def answer(summary: list[dict], gaps: list[dict], base_gaps: list[dict]) -> list
         scratch = verdict(_of(gaps, r), "pretraining pays", "pretraining costs")
         rec = f" ({r['recipe']})" if r["recipe"] else ""
         lines.append(
-            f"- **{r['train_size']:,} labels**{rec}: pretrained − linear baseline {base}; "
+            f"- **{r['labels']} labels**{rec}: pretrained − linear baseline {base}; "
             f"pretrained − scratch {scratch} ({', '.join(accs)}; {r['n_seeds']} seed(s))."
         )
     return [*lines, ""]
@@ -240,7 +279,7 @@ def anchor_table(summary: list[dict], anchors: dict[str, float]) -> list[str]:
     for r in (r for r in summary if r["train_size"] == size):
         arm = f"{r['init']} ({r['recipe']})" if r["recipe"] else r["init"]
         lines.append(
-            f"| **this sweep: {arm}, {size:,} labels, {r['n_seeds']} seed(s)** "
+            f"| **this sweep: {arm}, {r['labels']} labels, {r['n_seeds']} seed(s)** "
             f"| **{_pct(r['test_acc_mean'])}** |"
         )
     return lines

@@ -114,6 +114,7 @@ class Corpus:
     labels: list[str]  # class names; label i of the data is labels[i]
     val_idx: torch.Tensor  # validation: the hold-out of train, or all of the val split
     pool_idx: torch.Tensor  # the labeled pool the cells draw from: train outside validation
+    inputs: list[str]  # the files read (the task's, then the pretraining corpus's), resolved
 
     @property
     def fingerprint(self) -> str:
@@ -175,6 +176,7 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     if not pretrain_cfg.include_task and not extra:
         raise LmftError("pretrain_data.include_task=false needs pretrain_data.files to read.")
     cache = Path(data_cfg.cache_dir) / cache_key(task + extra, data_cfg, pretrain_cfg)
+    inputs = [str(p.resolve()) for p in task + extra]
     tok_path, ids_path = cache / "tokenizer.json", cache / "ids.pt"
     if tok_path.exists() and ids_path.exists():
         try:
@@ -182,7 +184,8 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
             blob = torch.load(ids_path, weights_only=True)
             if blob["fingerprint"] == fingerprint(tok):
                 splits = {k: Encoded(**v) for k, v in blob["splits"].items()}
-                return Corpus(tok, splits, blob["labels"], blob["val_idx"], blob["pool_idx"])
+                idx = blob["val_idx"], blob["pool_idx"]
+                return Corpus(tok, splits, blob["labels"], *idx, inputs)
             reason = "does not match its tokenizer"
         except Exception as e:  # a damaged cache is rebuilt, never trusted
             reason = f"is damaged ({type(e).__name__}: {e})"
@@ -214,5 +217,5 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
         "pool_idx": pool_idx,
     }
     torch_save(blob, ids_path)
-    write_text(cache / "source.txt", "".join(f"{p.resolve()}\n" for p in task + extra))
-    return Corpus(tok, splits, names, val_idx, pool_idx)
+    write_text(cache / "source.txt", "".join(f"{p}\n" for p in inputs))
+    return Corpus(tok, splits, names, val_idx, pool_idx, inputs)

@@ -209,19 +209,21 @@ class LanguageModel(L.LightningModule):
         n = len(batch["ids"])
         # per step and per epoch; EpochLog writes both to TensorBoard
         kw = dict(batch_size=n, logger=False)
-        self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, **kw)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, **kw)
+        self.log("lm/train_loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, **kw)
+        self.log("lm/train_loss", loss, on_step=False, on_epoch=True, **kw)
         return loss
 
     def validation_step(self, batch, batch_idx):
         n_tokens = int((batch["lengths"] - 1).clamp(min=0).sum())
         loss = self.loss(batch)
-        self.log("val/loss", loss, on_epoch=True, batch_size=n_tokens, sync_dist=True, logger=False)
+        self.log(
+            "lm/val_loss", loss, on_epoch=True, batch_size=n_tokens, sync_dist=True, logger=False
+        )
 
     def on_validation_epoch_end(self):
-        loss = self.trainer.callback_metrics.get("val/loss")
+        loss = self.trainer.callback_metrics.get("lm/val_loss")
         if loss is not None:
-            self.log("val/ppl", math.exp(min(float(loss), 50.0)), logger=False)
+            self.log("lm/val_ppl", math.exp(min(float(loss), 50.0)), logger=False)
 
     def configure_optimizers(self):
         hp = self.hparams
