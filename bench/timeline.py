@@ -5,8 +5,9 @@ tail). bench/gpu_check.sh prints it after each sweep; runs.tar.gz keeps what it 
     python bench/timeline.py SWEEP_DIR [--since UNIX_TIME]
 
 The cells are those the report counts (lmft.comparison.load_cells). Per cell: `start` its
-config written (the job began), `fit` and `test` its first two TensorBoard files created
-(Trainer.fit and the final test began), `done` metrics.json written; `train_s` the fit's
+config written (the job began), `fit` its TensorBoard file created (Trainer.fit began), `test`
+the fit's end (`fit` + `train_s`: the final test reads begin), `done` metrics.json written;
+`train_s` the fit's
 seconds (its history's last time_s), of which `eval_s` evaluating (validation and the
 per-epoch test curve). A cell finished before its sweep ran (resumed, or copied by
 gpu_check.sh) is marked: its job only checked it. Times count from --since (gpu_check.sh: its
@@ -28,10 +29,11 @@ def cell_times(cell_dir: Path, cell: dict) -> dict:
     history = cell["history"]
     # event file names hold their creation time: events.out.tfevents.<unix time>.<host>...
     tb = sorted(int(p.name.split(".")[3]) for p in (cell_dir / "tb").glob("events.out.tfevents.*"))
+    fit = tb[0] if tb else None
     return {
         "start": (cell_dir / ".hydra" / "config.yaml").stat().st_mtime,
-        "fit": tb[0] if tb else None,
-        "test": tb[1] if len(tb) > 1 else None,
+        "fit": fit,
+        "test": fit + history[-1]["time_s"] if fit is not None and history else None,
         "done": (cell_dir / "metrics.json").stat().st_mtime,
         "train_s": history[-1]["time_s"] if history else cell["baseline"]["fit_s"],
         "eval_s": sum(r["eval_s"] for r in history),
