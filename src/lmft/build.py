@@ -7,6 +7,7 @@ built.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -50,20 +51,16 @@ def lm_datamodule(cfg: DictConfig, corpus: Corpus, batch_size: int | None = None
     )
 
 
+def from_section(cls: type, section: DictConfig, **given):
+    """`cls` built from the config section's keys that name its constructor's arguments (a
+    model's settings are named as its arguments), and the arguments `given`."""
+    settings = OmegaConf.to_container(section)
+    names = [k for k in inspect.signature(cls).parameters if k not in given]
+    return cls(**{k: settings[k] for k in names}, **given)
+
+
 def language_model(cfg: DictConfig, corpus: Corpus) -> LanguageModel:
-    lm = cfg.lm
-    return LanguageModel(
-        encoder=encoder_kwargs(cfg, corpus, "lm"),
-        dropout=lm.dropout,
-        head=lm.head,
-        cutoffs=tuple(lm.cutoffs),
-        lr=lm.lr,
-        weight_decay=lm.weight_decay,
-        loss_chunk=lm.loss_chunk,
-        tie_weights=lm.tie_weights,
-        adam_eps=lm.adam_eps,
-        loss_impl=lm.loss_impl,
-    )
+    return from_section(LanguageModel, cfg.lm, encoder=encoder_kwargs(cfg, corpus, "lm"))
 
 
 @dataclass(frozen=True)
@@ -127,20 +124,7 @@ def classification_datamodule(
 def classifier(cfg: DictConfig, corpus: Corpus, lr: float) -> SentimentClassifier:
     """The classifier, its encoder freshly initialised (the pretrained arm loads the LM's into
     it), with the head's learning rate `lr` (`cell_plan`)."""
-    c = cfg.classifier
-    return SentimentClassifier(
-        encoder=encoder_kwargs(cfg, corpus, "classifier"),
-        num_classes=len(corpus.labels),
-        pooling=c.pooling,
-        dropout=c.dropout,
-        lr=lr,
-        encoder_lr_factor=c.encoder_lr_factor,
-        lr_decay=c.lr_decay,
-        schedule=c.schedule,
-        warmup_frac=c.warmup_frac,
-        weight_decay=c.weight_decay,
-        gradual_unfreeze=c.gradual_unfreeze,
-        freeze_encoder=c.freeze_encoder,
-        adam_eps=c.adam_eps,
-        feature_norm=c.feature_norm,
+    encoder = encoder_kwargs(cfg, corpus, "classifier")
+    return from_section(
+        SentimentClassifier, cfg.classifier, encoder=encoder, num_classes=len(corpus.labels), lr=lr
     )
