@@ -54,6 +54,7 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     lm = json.loads((pdir / "metrics.json").read_text())["corpus"]
     assert f"read {lm['texts']:,} texts ({lm['tokens']:,} tokens)" in md and lm["texts"] == 190
     assert "perplexity" in md and "on the task's validation texts" in md
+    assert "softmax chunked (torch): no CUDA GPU" in md  # how the LM's loss was computed
     archive = next(o for o in ov if o.startswith("data.archive=")).split("=", 1)[1]
     assert f"- data files: `{Path(archive).resolve()}`" in md
     assert "- validation: 50 texts, every cell" in md and "- test: 240 texts, every cell" in md

@@ -135,6 +135,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "epochs": trainer.current_epoch,
         "vocab_size": corpus.tokenizer.get_vocab_size(),
         "tokenizer": corpus.fingerprint,
+        "softmax": model.softmax,  # how it was computed: fused, or chunked and why
         "corpus": {  # what the LM read: every text, up to lm.max_len + 1 tokens each
             "texts": sum(len(d) for d in dm.train_sets),
             "tokens": sum(int(d.lengths.sum()) for d in dm.train_sets),

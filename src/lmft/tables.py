@@ -25,6 +25,7 @@ def settings_lines(cells: list[dict]) -> list[str]:
     for lm in sorted(map(json.loads, lms), key=lambda lm: lm["epochs"]):
         read = lm.get("corpus")
         read = f"; read {read['texts']:,} texts ({read['tokens']:,} tokens)" if read else ""
+        read += f"; softmax {lm['softmax']}" if lm.get("softmax") else ""
         lines.append(
             f"- LM: `{lm['dir']}`, {n_epochs(lm['epochs'])}{read}; perplexity "
             f"{lm['val/ppl']:.1f} on the task's validation texts (comparable only between LMs "

@@ -176,7 +176,7 @@ class LanguageModel(L.LightningModule):
         """Decide the softmax implementation once the device is known: `auto` takes the fused
         one only if it passes `fused_check` here, and says which it took."""
         impl, full = self.hparams.loss_impl, isinstance(self.head, nn.Linear)
-        self.fused = False
+        self.fused, self.softmax = False, "adaptive"
         if not full:
             return
         device = self.trainer.strategy.root_device
@@ -193,9 +193,9 @@ class LanguageModel(L.LightningModule):
                 'liger-kernel (pip install -e ".[gpu]"); use lm.loss_impl=chunked or auto.'
             )
         self.fused = why_not is None
+        self.softmax = "fused (liger-kernel)" if self.fused else f"chunked (torch): {why_not}"
         if self.trainer.is_global_zero:
-            how = "fused (liger-kernel)" if self.fused else f"chunked (torch): {why_not}"
-            print(f"[lm] softmax over {self.head.out_features:,} words: {how}", flush=True)
+            print(f"[lm] softmax over {self.head.out_features:,} words: {self.softmax}", flush=True)
 
     fused = False  # until setup: plain modules (tests, bench) use the torch path
 
