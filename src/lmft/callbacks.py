@@ -57,7 +57,7 @@ class EpochLog(L.Callback):
             left = self.eta(trainer, batch_idx + 1)
             print(
                 f"[{self.label}] epoch {trainer.current_epoch + 1}: step {batch_idx + 1}/{n}"
-                f"  train/loss {loss:.4g}  {time.time() - self.t0:.0f} s, {left}",
+                f"  loss {loss:.4g}  {time.time() - self.t0:.0f} s, {left}",  # the LM's or a cell's
                 flush=True,
             )
 
