@@ -120,7 +120,7 @@ def fit_and_select(
 def cell_texts(cfg: DictConfig) -> dict[str, tuple[list[str], np.ndarray]]:
     """The train / val / test texts and labels of the cell `cfg` describes: the raw texts at
     the indices the neural cells of that size and seed read (`lmft.data.splits`)."""
-    from lmft.data.corpus import holdout, read_task
+    from lmft.data.corpus import read_task, validation_and_pool
     from lmft.data.reader import dataset_reader
     from lmft.data.splits import test_subset, training_subset
 
@@ -128,7 +128,7 @@ def cell_texts(cfg: DictConfig) -> dict[str, tuple[list[str], np.ndarray]]:
     reader = dataset_reader(d)
     texts, _ = read_task(reader, reader.inputs())
     train, test, own_val = texts["train"], texts["test"], texts.get("val")
-    val_idx, pool = holdout(texts, d)
+    val_idx, pool = validation_and_pool(texts, d)
     train_idx = training_subset(torch.tensor(train.labels), pool, d.train_size, cfg.seed)
     test_labels = torch.tensor(test.labels)
     test_idx = test_subset(test_labels, torch.arange(len(test)), d.test_size, d.split_seed)

@@ -72,7 +72,7 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
 
 
 def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
-    sizes = sorted({c["train_size"] for c in cells})
+    sizes, labels = sorted({c["train_size"] for c in cells}), size_labels(cells)
     fig, axes = plt.subplots(
         1, len(sizes), figsize=(4.2 * len(sizes), 4.0), squeeze=False, sharey=True
     )
@@ -108,7 +108,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
                 ls=":",
                 label="linear baseline test",
             )
-        ax.set_title(f"{size_labels(cells)[size]} labeled examples")
+        ax.set_title(f"{labels[size]} labeled examples")
         ax.set_xlabel("epoch")
         n_max = max(len(c["history"]) for c in cells if c["train_size"] == size) or 1
         ax.set_xlim(0.5, n_max + 0.5)

@@ -87,8 +87,8 @@ def save_results(
     """HParams + history.csv, then metrics.json last: its presence means 'finished'."""
     metrics = {**metrics, "history": history.rows, "identity": identity, "provenance": provenance()}
     log_hparams(out_dir, identity, metrics)
-    # The trainer closes its writer after fit and test; what was written since opened a new
-    # events file. Close it, so all is on disk before metrics.json says the run finished.
+    # Close the trainer's events file too, so all is on disk before metrics.json says the run
+    # finished.
     trainer.logger.finalize("success")
     write_csv(out_dir / "history.csv", history.rows)
     write_json(out_dir / "metrics.json", metrics)

@@ -16,7 +16,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lmft.errors import LmftError
+from lmft.identity import FINETUNE_ONLY, NEURAL_ONLY
 
+# Data keys the labeled pool does not depend on: the cell's own sizes, the tokenizer's settings
+NOT_THE_POOL = FINETUNE_ONLY | NEURAL_ONLY
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -38,10 +41,10 @@ def job_configs(config: DictConfig) -> list[DictConfig]:
 
 
 def check_cells(cells: list[DictConfig]) -> None:
-    """What would refuse a cell, for every cell: its labeled size against its data's pool, its
-    classifier's whole-number settings, and for the pretrained arm the finished LM (unless the
-    cell is to wait for one in training, `init.wait_s`)."""
-    from lmft.data.corpus import holdout, read_task
+    """What would refuse a cell, for every cell: its labeled size against its data's pool (the
+    data read once per setting of the keys the pool depends on), and for the pretrained arm the
+    finished LM (unless the cell is to wait for one in training, `init.wait_s`)."""
+    from lmft.data.corpus import read_task, validation_and_pool
     from lmft.data.reader import dataset_reader
     from lmft.data.splits import parse_train_size
     from lmft.pretrained import finished_lm
@@ -51,11 +54,12 @@ def check_cells(cells: list[DictConfig]) -> None:
         size = cfg.data.train_size
         if not (isinstance(size, str) and size.strip().lower() == "all"):
             data = OmegaConf.to_container(cfg.data, resolve=True)
-            key = json.dumps({k: v for k, v in data.items() if k != "train_size"}, sort_keys=True)
+            pool = {k: v for k, v in data.items() if f"data.{k}" not in NOT_THE_POOL}
+            key = json.dumps(pool, sort_keys=True)
             if key not in pools:
                 reader = dataset_reader(cfg.data)
                 texts, _ = read_task(reader, reader.inputs())
-                pools[key] = len(holdout(texts, cfg.data)[1])
+                pools[key] = len(validation_and_pool(texts, cfg.data)[1])
             parse_train_size(size, pools[key])
         if cfg.init.name == "pretrained" and not cfg.init.wait_s:
             finished_lm(cfg)

@@ -141,7 +141,7 @@ def read_task(reader: DatasetReader, inputs: list[Path]) -> tuple[dict[str, Text
     return {k: _subsample(v, reader.cfg.max_per_class) for k, v in texts.items()}, names
 
 
-def holdout(texts: dict[str, Texts], data_cfg) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_and_pool(texts: dict[str, Texts], data_cfg) -> tuple[torch.Tensor, torch.Tensor]:
     """(validation, labeled pool) indices of the task's texts (`lmft.data.splits.labeled_pool`)."""
     own = texts.get("val")
     return labeled_pool(
@@ -194,7 +194,7 @@ def load_corpus(data_cfg, pretrain_cfg) -> Corpus:
     t0 = time.time()
     texts, names = read_task(reader, task)
     texts["extra"] = Texts.unlabeled(read_plain_texts(extra, pretrain_cfg.doc_per) if extra else [])
-    val_idx, pool_idx = holdout(texts, data_cfg)
+    val_idx, pool_idx = validation_and_pool(texts, data_cfg)
     # Fitted on training text only (labeled train outside the validation hold-out, unlabeled,
     # pretraining corpus); never on validation or test texts.
     train = texts["train"].subset(pool_idx.tolist())
