@@ -1,21 +1,26 @@
 """Training throughput of lmft's two stages against a plain PyTorch loop, on one device.
 
     python bench/bench.py                      # preset `quick`, CPU or the GPU if there is one
-    python bench/bench.py --exp seed_fast --steps 30
+    python bench/bench.py --exp seed --steps 20 --warmup 10
     python bench/bench.py --exp seed trainer.precision=bf16-mixed   # any config override
 
 lmft rows run the real LightningModules through `Trainer.fit`, fed by lmft's DataModules
-(length-bucketed batches, padding masked, the preset's head and precision). The baseline
-is the straightforward re-implementation of the reference code: the same architecture,
-batch 32, float32, every review padded to max_len, full softmax over every position.
-Throughput counts real (non-padding) target tokens per second for both, on the same
-reviews, so the ratio is work done per second. Epoch time = real tokens of one epoch
-over the 25k training reviews (at the preset's max_len) / throughput.
+(length-bucketed batches, padding masked): at the preset's batch, head and precision; at
+batch 32 with those; and at batch 32 like for like with the plain loop (float32, full
+softmax or mean pooling). The plain loop is the straightforward re-implementation of the
+reference code: the same architecture, batch 32, float32, every review padded to max_len,
+full softmax over every position. Throughput counts real (non-padding) target tokens per
+second for both, on the same reviews, so the ratio is work done per second. Epoch time =
+real tokens of one epoch over the 25k training reviews (at the preset's max_len) /
+throughput. Every row is timed `--repeats` times, a pass over all rows at a time; the table
+gives medians, the spread, and each ratio to the plain loop within a pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +29,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lmft import build
@@ -60,6 +66,8 @@ class StepTimer(L.Callback):
 class SaveTimer(L.Callback):
     """Wall time and size of one resume checkpoint (weights + optimizer state, as pretraining's
     `last.ckpt`), saved from the device after the timed steps, under outputs/."""
+
+    s = mb = None  # until a run has saved one
 
     def on_train_end(self, trainer, module):
         Path("outputs").mkdir(exist_ok=True)
@@ -203,6 +211,101 @@ def epoch_tokens(corpus, max_len: int) -> int:
     return int(corpus.splits["train"].lengths.clamp(max=max_len).sum())
 
 
+def dtype_name(precision) -> str:
+    return "fp32" if str(precision) in ("32", "32-true") else str(precision)
+
+
+def like_for_like(cfg, stage: str):
+    """The preset's config at the plain loop's setting: float32, and the full softmax (LM) or
+    mean pooling (classifier); the batch (32) is the row's."""
+    part = {"lm": {"head": "full"}} if stage == "LM" else {"classifier": {"pooling": "mean"}}
+    return OmegaConf.merge(cfg, {"trainer": {"precision": "32-true"}, **part})
+
+
+def lmft_settings(cfg, stage: str) -> list[tuple[int, DictConfig]]:
+    """The lmft rows of a stage, as (batch, config): the preset's batch and setting, batch 32
+    at the preset's setting, and batch 32 like for like with the plain loop; rows that come
+    out the same are timed once."""
+    section = "lm" if stage == "LM" else "classifier"
+    rows = {}
+    for batch, c in (
+        (cfg[section].batch_size, cfg),
+        (32, cfg),
+        (32, like_for_like(cfg, stage)),
+    ):
+        key = (batch, c.trainer.precision, c.lm.head if stage == "LM" else c.classifier.pooling)
+        rows.setdefault(key, (batch, c))
+    return list(rows.values())
+
+
+def one_pass(args, cfg, corpus, save: SaveTimer) -> list[tuple[tuple, dict]]:
+    """Every row of the table timed once, in order: lmft's, then the plain loop's (and the
+    Keras code's), LM then classifier. A row is (stage, code, batch, dtype, head/pool,
+    max_len) and its timing; the checkpoint is timed on the preset's LM row of the first pass."""
+    rows, devices = [], set()
+    for stage, kind, max_len in (
+        ("LM", "lm", cfg.lm.max_len),
+        ("classifier", "clf", cfg.classifier.max_len),
+    ):
+        for batch, c in lmft_settings(cfg, stage):
+            model = bench_model(stage, c, corpus)
+            if stage == "LM":
+                dm = build.lm_datamodule(c, corpus, batch)
+                preset_row = batch == cfg.lm.batch_size and c is cfg
+                timers = [save] if preset_row and save.s is None else []
+            else:
+                dm, timers = build.classification_datamodule(c, corpus, batch), []
+            r = time_lightning(c, model, dm, args.steps, args.warmup, timers)
+            if stage == "LM":  # its softmax is chosen when the trainer sets the model up
+                head = f"{c.lm.head}/{'fused' if model.fused else 'torch'}"
+            else:
+                head = c.classifier.pooling
+            devices.add(r["device"].type)
+            rows.append(((stage, "lmft", batch, dtype_name(c.trainer.precision), head, max_len), r))
+        (device,) = devices  # every row of the table on one device
+        plain = time_plain(
+            kind, cfg, corpus, torch.device(device), args.steps, args.warmup, max_len
+        )
+        head = "full" if kind == "lm" else "mean"
+        rows.append(((stage, "plain loop", 32, "fp32", head, max_len), plain))
+        if kind == "lm" and args.keras:
+            from keras_reference import time_keras_lm
+
+            try:
+                r = time_keras_lm(corpus, cfg, args.steps, args.warmup)
+                rows.append(((stage, "Keras ref", 32, "fp32", "full", max_len), r))
+            except ImportError as e:
+                print(f"Keras row skipped ({e}); pip install keras")
+    return rows
+
+
+def summarize(passes: list[list[tuple[tuple, dict]]]) -> list[dict]:
+    """Per row, over the passes: the median step time and throughput, their spread (the range
+    as a share of the median), and the ratio to the plain loop of the same stage, taken within
+    each pass (the two rows ran minutes apart at most) and given as median (min-max)."""
+    out = []
+    for i, (row, _) in enumerate(passes[0]):
+        stage, code = row[0], row[1]
+        tps = [p[i][1]["tokens"] / p[i][1]["s"] for p in passes]
+        ms = [1000 * p[i][1]["s"] / p[i][1]["steps"] for p in passes]
+        plain = [
+            next(r["tokens"] / r["s"] for k, r in p if k[:2] == (stage, "plain loop"))
+            for p in passes
+        ]
+        ratios = [t / q for t, q in zip(tps, plain, strict=True)]
+        out.append(
+            {
+                "row": row,
+                "ms": statistics.median(ms),
+                "tps": statistics.median(tps),
+                "spread": (max(tps) - min(tps)) / statistics.median(tps),
+                "ratio": None if code == "plain loop" else statistics.median(ratios),
+                "ratio_range": (min(ratios), max(ratios)),
+            }
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
@@ -211,10 +314,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument(
+        "--repeats", type=int, default=3, help="passes over every row (the table: median, spread)"
+    )
+    ap.add_argument(
         "--keras", action="store_true", help="add the reference's Keras code (Keras 3, torch)"
     )
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.precision=32-true")
     args = ap.parse_args()
+    # each row builds a Trainer, each Trainer says which devices it found: the table is what counts
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.repeats < 1 or args.steps < 1 or args.warmup < 0:
+        ap.error("--repeats and --steps must be at least 1, --warmup at least 0")
     cfg = bench_config(args.exp, args.overrides)
     torch.manual_seed(0)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
@@ -224,47 +334,16 @@ def main() -> None:
             f"preset {args.exp} has {n_train} training texts, too few for {batches} batches of "
             "32 (--steps + --warmup): use fewer steps or a larger preset"
         )
-    lm, c = cfg.lm, cfg.classifier
-    prec, rows, devices, save = cfg.trainer.precision, [], set(), SaveTimer()
-
-    def lmft_row(stage: str, batch_size: int) -> None:
-        model = bench_model(stage, cfg, corpus)
-        if stage == "LM":
-            max_len, dm = lm.max_len, build.lm_datamodule(cfg, corpus, batch_size)
-        else:
-            max_len, dm = c.max_len, build.classification_datamodule(cfg, corpus, batch_size)
-        timers = [save] if stage == "LM" and batch_size == lm.batch_size else []
-        r = time_lightning(cfg, model, dm, args.steps, args.warmup, timers)
-        devices.add(r["device"].type)
-        extra = f"{lm.head}/{'fused' if model.fused else 'torch'}" if stage == "LM" else c.pooling
-        rows.append((stage, "lmft", batch_size, prec, extra, max_len, r))
-
-    for stage, kind, preset_batch, max_len in (
-        ("LM", "lm", lm.batch_size, lm.max_len),
-        ("classifier", "clf", c.batch_size, c.max_len),
-    ):
-        lmft_row(stage, preset_batch)
-        if preset_batch != 32:
-            lmft_row(stage, 32)  # the baseline's batch, for a like-for-like ratio
-        (device,) = devices  # every row of the table on one device
-        plain = time_plain(
-            kind, cfg, corpus, torch.device(device), args.steps, args.warmup, max_len
-        )
-        rows.append(
-            (stage, "plain loop", 32, "fp32", "full" if kind == "lm" else "mean", max_len, plain)
-        )
-        if kind == "lm" and args.keras:
-            from keras_reference import time_keras_lm
-
-            try:
-                r = time_keras_lm(corpus, cfg, args.steps, args.warmup)
-                rows.append((stage, "Keras ref", 32, "fp32", "full", lm.max_len, r))
-            except ImportError as e:
-                print(f"Keras row skipped ({e}); pip install keras")
+    save, passes = SaveTimer(), []
+    for i in range(args.repeats):
+        print(f"bench: pass {i + 1} of {args.repeats}", flush=True)
+        passes.append(one_pass(args, cfg, corpus, save))
+    device = passes[0][0][1]["device"].type
 
     # A cell evaluates validation + the test-curve subset every epoch: at 1,000 labels that is
     # several times the texts it trains on, so the evaluation batch decides much of its time.
     # Rows: the default (2 x the training batch), the preset's, and twice the preset's.
+    c = cfg.classifier
     eval_batch = c.eval_batch_size or 2 * c.batch_size
     evals = {
         bs: time_eval(cfg, corpus, bs)
@@ -280,26 +359,31 @@ def main() -> None:
     print(
         f"\nlmft bench: preset {args.exp}, device {name}, vocabulary "
         f"{corpus.tokenizer.get_vocab_size()}, hidden {cfg.model.hidden_size}, embed "
-        f"{cfg.model.embed_dim}, {args.steps} timed steps per row"
+        f"{cfg.model.embed_dim}, {args.steps} timed steps per row, {args.repeats} pass(es): "
+        "median over passes; spread = (max - min) / median of tokens/s; vs plain = the ratio "
+        "within each pass, median (min-max)"
     )
     head = (
         f"| {'stage':<10} | {'code':<10} | batch | {'dtype':<10} | {'head/pool':<14} | max_len"
-        " | ms/step | tokens/s | epoch (s) | vs plain |"
+        f" | ms/step | tokens/s | spread | epoch (s) | {'vs plain':<18} |"
     )
     print(head)
     print("|" + "|".join("-" * (len(p)) for p in head.split("|")[1:-1]) + "|")
-    plain_tps = {st: r["tokens"] / r["s"] for st, code, *_, r in rows if code == "plain loop"}
-    for stage, code, bs, dtype, hp, ml, r in rows:
-        tps = r["tokens"] / r["s"]
-        ratio = f"{tps / plain_tps[stage]:.2f}" if code != "plain loop" else ""
-        epoch = epoch_tokens(corpus, ml) / tps
+    for s in summarize(passes):
+        stage, code, bs, dtype, hp, ml = s["row"]
+        ratio = ""
+        if s["ratio"] is not None:
+            lo, hi = s["ratio_range"]
+            ratio = f"{s['ratio']:.2f} ({lo:.2f}-{hi:.2f})"
+        epoch = epoch_tokens(corpus, ml) / s["tps"]
         print(
             f"| {stage:<10} | {code:<10} | {bs:>5} | {dtype:<10} | {hp:<14} | {ml:>7} | "
-            f"{1000 * r['s'] / r['steps']:>7.0f} | {tps:>8.0f} | {epoch:>9.1f} | {ratio:>8} |"
+            f"{s['ms']:>7.0f} | {s['tps']:>8.0f} | {100 * s['spread']:>5.0f}% | {epoch:>9.1f} | "
+            f"{ratio:<18} |"
         )
     print(
         f"\nLM resume checkpoint (weights + Adam state): {save.mb:.0f} MB, {save.s:.2f} s per save "
-        f"(not in 'epoch (s)'); the preset writes one every {lm.checkpoint_every} epoch(s)"
+        f"(not in 'epoch (s)'); the preset writes one every {cfg.lm.checkpoint_every} epoch(s)"
     )
     print("\n| evaluation batch | texts | s per epoch's evaluation | tokens/s |")
     print("|---:|---:|---:|---:|")

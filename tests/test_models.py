@@ -136,6 +136,13 @@ def test_lm_loss_falls_on_repetitive_corpus(monkeypatch):
         assert losses[-1] < 0.2 * losses[0], (head, losses[0], losses[-1])
 
 
+def test_an_adaptive_softmax_without_a_cutoff_below_the_vocabulary_is_refused():
+    """torch's own error ("cutoffs should be a sequence of length larger than 0") names no
+    setting: lmft's names lm.cutoffs and the vocabulary."""
+    with pytest.raises(LmftError, match=r"lm.cutoffs=\[2000, 10000\].*vocabulary size \(50\)"):
+        LanguageModel(encoder=ENC, head="adaptive", cutoffs=(2000, 10000))
+
+
 def test_classifier_learns_separable_task(monkeypatch):
     torch.manual_seed(0)
     monkeypatch.setattr(SentimentClassifier, "log", lambda *a, **k: None)

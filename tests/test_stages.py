@@ -183,6 +183,24 @@ def test_eval_batch_size_is_speed_not_a_result(cfg_for, overrides, tmp_path, cap
     assert "skipping" in capsys.readouterr().out
 
 
+def test_lm_eval_batch_size_is_speed_not_a_result(pretrained, cfg_for, overrides, tmp_path):
+    """Validating the LM 5 texts at a time instead of 2 x 16 gives the same validation loss
+    every epoch (float noise) and the same training, and a finished LM is not rerun for it."""
+    from lmft.build import lm_datamodule
+    from lmft.data import load_corpus
+
+    cfg, a = pretrained
+    small = cfg_for("pretrain", [*overrides, "lm.eval_batch_size=5"])
+    dm = lm_datamodule(small, load_corpus(small.data, small.pretrain_data))
+    dm.setup()
+    assert {len(b) for b in dm.val_dataloader().batch_sampler} == {5}  # (50 texts)
+    b = pretrain.run(small, tmp_path / "b")
+    for ra, rb in zip(a["history"], b["history"], strict=True):
+        assert rb["lm/train_loss"] == ra["lm/train_loss"]
+        assert rb["lm/val_loss"] == pytest.approx(ra["lm/val_loss"], abs=1e-4)
+    assert pretrain.run(small, Path(cfg.paths.pretrain_dir)) == a
+
+
 def test_pretrained_without_pretrain_dir_names_the_command(cfg_for, overrides, tmp_path):
     cfg = cfg_for("finetune", overrides)
     with pytest.raises(LmftError, match="python -m lmft.pretrain experiment=smoke"):

@@ -37,12 +37,14 @@ def encoder_kwargs(cfg: DictConfig, corpus: Corpus, section: str) -> dict:
 
 
 def lm_datamodule(cfg: DictConfig, corpus: Corpus, batch_size: int | None = None) -> LMDataModule:
-    """Pretraining's batches (at `lm.batch_size` unless `batch_size` is given)."""
+    """Pretraining's batches (at `lm.batch_size` unless `batch_size` is given) and validation's
+    (at `lm.eval_batch_size`)."""
     lm = cfg.lm
     return LMDataModule(
         corpus,
         include_task=cfg.pretrain_data.include_task,
         batch_size=batch_size or lm.batch_size,
+        eval_batch_size=lm.eval_batch_size,
         bucket_pool=lm.bucket_pool,
         max_len=lm.max_len,
         seed=lm.seed,

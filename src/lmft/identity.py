@@ -50,6 +50,7 @@ NOT_RESULTS = frozenset(
         "classifier.save_model",
         "init.wait_s",  # how long a cell waits for its LM to finish
         "classifier.eval_batch_size",  # a text's outputs never depend on its batch (float noise)
+        "lm.eval_batch_size",  # likewise; the loss is a mean over all validation tokens
         "lm.loss_impl",  # one softmax computed two ways (equal up to float noise; tested)
         "lm.snapshots",  # which epochs' encoders are kept besides the last
         "lm.checkpoint_every",  # how often resume state is written (resuming is exact)

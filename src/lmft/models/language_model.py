@@ -136,6 +136,11 @@ class LanguageModel(L.LightningModule):
             )
         if head == "adaptive":
             cuts = [c for c in cutoffs if c < vocab - 1]
+            if not cuts:
+                raise LmftError(
+                    f"lm.head=adaptive: no cutoff in lm.cutoffs={list(cutoffs)} lies below the "
+                    f"vocabulary size ({vocab}); give smaller ones or use lm.head=full."
+                )
             self.head = nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, cutoffs=cuts, div_value=4.0)
         elif head == "full":
             self.head = nn.Linear(hidden, vocab)
