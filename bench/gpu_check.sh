@@ -161,8 +161,8 @@ else
 fi
 # a GPU LM whose full softmax fell back from the fused kernel (no liger-kernel, no C compiler
 # for Triton, its check failed) runs slower: said where it cannot be missed
-fell=$(logged '.*\[lm\] softmax over .*: (chunked .*)')
-[ "$TRAINER" = gpu ] && [ -n "$fell" ] && stamp "WARNING: the LM's softmax fell back to $fell"
+fell=$(logged '.*\[lm\] softmax over .*: (chunked .*SLOWER.*)')
+[ -n "$fell" ] && stamp "WARNING: the LM's softmax fell back to $fell"
 if [ "$lm_rc" != 0 ]; then
   stamp "protocol $EXP: the LM failed (its error is above): no sweep, report or ablation"
 elif [ "$ABLATION" = only ]; then

@@ -223,16 +223,20 @@ def _set_up(impl: str, device: str, kernel, monkeypatch) -> LanguageModel:
 def test_auto_softmax_falls_back_to_torch_where_the_fused_one_fails(monkeypatch, capsys):
     # the check itself runs on the CPU here: a device named cuda only routes setup to it
     monkeypatch.setattr(lm_module, "fused_check", lambda v, h, device, dtype: None)
-    assert _set_up("auto", "cuda", _torch_ce, monkeypatch).fused
+    lm = _set_up("auto", "cuda", _torch_ce, monkeypatch)
+    assert lm.fused and not lm.fell_back
     assert "fused (liger-kernel)" in capsys.readouterr().out
-    assert not _set_up("chunked", "cuda", _torch_ce, monkeypatch).fused
-    assert "chunked (torch): lm.loss_impl=chunked" in capsys.readouterr().out
+    lm = _set_up("chunked", "cuda", _torch_ce, monkeypatch)
+    assert not lm.fused and not lm.fell_back  # asked for: no fallback
+    assert "chunked (torch): lm.loss_impl=chunked\n" in capsys.readouterr().out
     monkeypatch.setattr(lm_module, "fused_check", lambda v, h, device, dtype: "it failed (X)")
-    assert not _set_up("auto", "cuda", _fails, monkeypatch).fused
-    assert "chunked (torch): it failed (X)" in capsys.readouterr().out
+    lm = _set_up("auto", "cuda", _fails, monkeypatch)
+    assert not lm.fused and lm.fell_back
+    assert "chunked (torch): it failed (X) (SLOWER than" in capsys.readouterr().out
     with pytest.raises(LmftError, match="fused cannot run here: it failed"):
         _set_up("fused", "cuda", _fails, monkeypatch)
-    assert not _set_up("auto", "cpu", _torch_ce, monkeypatch).fused
+    lm = _set_up("auto", "cpu", _torch_ce, monkeypatch)
+    assert not lm.fused and not lm.fell_back  # a CPU has no fused kernel to fall back from
     with pytest.raises(LmftError, match="fused cannot run here: no CUDA GPU"):
         _set_up("fused", "cpu", _torch_ce, monkeypatch)
 

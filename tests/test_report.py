@@ -142,6 +142,13 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     assert "- model: hidden_size=512" in text and "pooling=mean" in text
     assert "settings that differ between cells: `classifier.dropout` (0.3, 0.5)" in text
     assert "`seed`" not in text  # seeds, sizes and arms are the sweep's own axes
+    assert "softmax" not in text and "**" not in text
+    # a GPU LM whose softmax fell back from the fused kernel: said in bold
+    why = "chunked (torch): liger-kernel is not installed"
+    for c in cells[:2]:
+        c["lm"] |= {"softmax": why, "softmax_fell_back": True}
+    lm_line = next(line for line in settings_lines(cells) if line.startswith("- LM"))
+    assert f"; softmax {why} (**on a GPU: slower than the fused kernel;" in lm_line
     # LM snapshots: listed by their epoch (a number, not text)
     for c, epochs in zip(cells, (10, 1, 3), strict=True):
         c["lm"] = {"dir": "x", "epochs": epochs, "val/ppl": 100.0}

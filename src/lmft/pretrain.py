@@ -136,6 +136,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "vocab_size": corpus.tokenizer.get_vocab_size(),
         "tokenizer": corpus.fingerprint,
         "softmax": model.softmax,  # how it was computed: fused, or chunked and why
+        "softmax_fell_back": model.fell_back,  # on a GPU, chunked for want of the fused kernel
         "corpus": {  # what the LM read: every text, up to lm.max_len + 1 tokens each
             "texts": sum(len(d) for d in dm.train_sets),
             "tokens": sum(int(d.lengths.sum()) for d in dm.train_sets),

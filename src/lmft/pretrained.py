@@ -108,4 +108,6 @@ def load_pretrained(cfg: DictConfig, kwargs: dict, tokenizer_fingerprint: str) -
     state = load_encoder_state(path, kwargs, tokenizer_fingerprint, remedy)
     ppl = math.exp(done["history"][epoch - 1]["lm/val_loss"]) if epoch else done["val/ppl"]
     used = {"dir": str(pdir), "epochs": epoch or done["epochs"], "val/ppl": ppl}
-    return state, used | {k: done[k] for k in ("corpus", "softmax") if k in done}
+    return state, used | {
+        k: done[k] for k in ("corpus", "softmax", "softmax_fell_back") if k in done
+    }

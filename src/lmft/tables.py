@@ -26,6 +26,8 @@ def settings_lines(cells: list[dict]) -> list[str]:
         read = lm.get("corpus")
         read = f"; read {read['texts']:,} texts ({read['tokens']:,} tokens)" if read else ""
         read += f"; softmax {lm['softmax']}" if lm.get("softmax") else ""
+        if lm.get("softmax_fell_back"):
+            read += " (**on a GPU: slower than the fused kernel; results equal up to float noise**)"
         lines.append(
             f"- LM: `{lm['dir']}`, {n_epochs(lm['epochs'])}{read}; perplexity "
             f"{lm['val/ppl']:.1f} on the task's validation texts (comparable only between LMs "

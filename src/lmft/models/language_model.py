@@ -199,10 +199,16 @@ class LanguageModel(L.LightningModule):
             )
         self.fused = why_not is None
         self.softmax = "fused (liger-kernel)" if self.fused else f"chunked (torch): {why_not}"
+        # slower, the same result: said in this line, bold in the report, a WARNING in gpu_check
+        self.fell_back = impl == "auto" and device.type == "cuda" and not self.fused
         if self.trainer.is_global_zero:
-            print(f"[lm] softmax over {self.head.out_features:,} words: {self.softmax}", flush=True)
+            slower = " (SLOWER than the fused kernel a GPU should run)" if self.fell_back else ""
+            print(
+                f"[lm] softmax over {self.head.out_features:,} words: {self.softmax}{slower}",
+                flush=True,
+            )
 
-    fused = False  # until setup: plain modules (tests, bench) use the torch path
+    fused = fell_back = False  # until setup: plain modules (tests, bench) use the torch path
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
