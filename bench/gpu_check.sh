@@ -18,6 +18,8 @@
 #                LEAD_S (20) s before the LM expects to end (their start-up overlaps its last
 #                epochs; the pretrained cells wait up to WAIT_S, 120 s, for its encoder), cells
 #                niced so that the LM keeps its CPU.
+#   DEADLINE_S=N the protocol's sweeps stop at second N of the script's clock, and the report
+#                and runs.tar.gz of the cells that finished follow (for a call with a time limit)
 # Measurements of their own, each after the protocol, each only if it can end within BUDGET_S
 # seconds of the script's start (else skipped, with a note):
 #   ABLATION=1   the sweep <EXP>_ablation from the protocol's LM: LM budgets (the encoders kept
@@ -74,6 +76,21 @@ sweep() {
     trainer.num_threads=1 data.num_workers=0 "$@" | keep -iE '^\[finetune|error'
 }
 report() { $PY -m lmft.report "${C[@]}" "$@" || stamp "report failed"; }
+# a process and all below it (a sweep: its Hydra process and the joblib launcher's workers)
+kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null; }
+# DEADLINE_S (unset: none): at that second of the script's clock the protocol's sweeps (these
+# processes) stop where they are, so that the report of the cells that finished and
+# runs.tar.gz are written before a caller's time limit cuts the script; a cut cell has no
+# metrics.json, and the report lists it as unfinished
+cutter=
+deadline() {
+  [ -n "${DEADLINE_S:-}" ] || return 0
+  local left=$((DEADLINE_S - SECONDS))
+  { sleep "$((left > 0 ? left : 0))"
+    stamp "DEADLINE_S=$DEADLINE_S: the sweeps stop here; their unfinished cells are left out"
+    for p in "$@"; do kill_tree "$p"; done; } &
+  cutter=$!
+}
 
 # SNAPSHOTS: the LM also keeps its encoder after these epochs (lm.snapshots, not part of its
 # identity), so fine-tuning from a smaller LM budget (init.lm_epoch) needs no new LM.
@@ -126,15 +143,16 @@ elif [ "$FAST" != 1 ]; then
   if [ "$lm_rc" = 0 ]; then
     t1=$SECONDS
     stamp "protocol $EXP: the sweep, $JOBS cells at a time"
-    sweep $GRID || stamp "sweep failed"
+    sweep $GRID &
+    grid=$!
+    deadline $grid
+    wait $grid || stamp "sweep failed"
   fi
 else
   # the baseline's cells (scikit-learn, CPU only) beside the LM, a few at a time; both neural
   # arms' sweeps once the LM expects to end within LEAD_S s (its log's "(N s left)")
   JOBS=3 sweep init=baseline $GRID &
   baseline=$!
-  # a process and all below it (a sweep: its Hydra process and the joblib launcher's workers)
-  kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null; }
   while kill -0 $lm 2>/dev/null; do
     left=$(logged '.*\(([0-9]+) s left\).*')
     [ -n "$left" ] && [ "$left" -le "${LEAD_S:-20}" ] && break
@@ -148,6 +166,7 @@ else
     scratch=$!
     sweep init=pretrained init.wait_s="${WAIT_S:-120}" $GRID &
     pretrained=$!
+    deadline $pretrained $scratch $baseline
     lm_end
     if [ "$lm_rc" != 0 ]; then  # its pretrained cells would wait WAIT_S each, for nothing
       kill_tree $pretrained; kill_tree $scratch; kill_tree $baseline
@@ -159,6 +178,7 @@ else
     t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')
   fi
 fi
+[ -z "$cutter" ] || kill_tree "$cutter"  # the sweeps ended before their deadline
 # a GPU LM whose full softmax fell back from the fused kernel (no liger-kernel, no C compiler
 # for Triton, its check failed) runs slower: said where it cannot be missed
 fell=$(logged '.*\[lm\] softmax over .*: (chunked .*SLOWER.*)')
