@@ -19,7 +19,7 @@
 #                epochs; the pretrained cells wait up to WAIT_S, 120 s, for its encoder), cells
 #                niced so that the LM keeps its CPU.
 #   DEADLINE_S=N the protocol's sweeps stop at second N of the script's clock, and the report
-#                and runs.tar.gz of the cells that finished follow (for a call with a time limit)
+#                and runs.tar.gz of the cells that finished follow (for a job with a time limit)
 # Measurements of their own, each after the protocol, each only if it can end within BUDGET_S
 # seconds of the script's start (else skipped, with a note):
 #   ABLATION=1   the sweep <EXP>_ablation from the protocol's LM: LM budgets (the encoders kept
@@ -80,7 +80,7 @@ report() { $PY -m lmft.report "${C[@]}" "$@" || stamp "report failed"; }
 kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null; }
 # DEADLINE_S (unset: none): at that second of the script's clock the protocol's sweeps (these
 # processes) stop where they are, so that the report of the cells that finished and
-# runs.tar.gz are written before a caller's time limit cuts the script; a cut cell has no
+# runs.tar.gz are written before a job's time limit cuts the script; a cut cell has no
 # metrics.json, and the report lists it as unfinished
 cutter=
 deadline() {
