@@ -17,7 +17,7 @@
 #                turns), the baseline's cells beside the LM, one sweep per neural arm started
 #                LEAD_S (20) s before the LM expects to end (their start-up overlaps its last
 #                epochs; the pretrained cells wait up to WAIT_S, 120 s, for its encoder), cells
-#                niced so that the LM keeps its CPU.
+#                niced so that the LM keeps its CPU. MPS=0: all of it but MPS.
 #   DEADLINE_S=N the protocol's sweeps stop at second N of the script's clock, and the report
 #                and runs.tar.gz of the cells that finished follow (for a job with a time limit)
 # Measurements of their own, each after the protocol, each only if it can end within BUDGET_S
@@ -108,7 +108,9 @@ if [ "$TRAINER" = gpu ] && command -v nvidia-smi >/dev/null; then
 fi
 # FAST: CUDA's Multi-Process Service, checked with one CUDA context before anything runs (else
 # quit: the processes take turns), quit at the end, so the machine is left as it was found.
-if [ "$FAST" = 1 ] && [ "$TRAINER" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null; then
+if [ "$FAST" = 1 ] && [ "${MPS:-1}" = 0 ]; then
+  stamp "MPS off (MPS=0): the processes take turns on the GPU"
+elif [ "$FAST" = 1 ] && [ "$TRAINER" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null; then
   # its pipes and logs: an absolute path (the daemon leaves this folder), short (sockets' limit)
   CUDA_MPS_PIPE_DIRECTORY=$(mktemp -d /tmp/lmft-mps.XXXXXX) || exit 1
   export CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY=$CUDA_MPS_PIPE_DIRECTORY
