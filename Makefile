@@ -72,7 +72,7 @@ lint: $(BIN)/.installed ## Ruff lint and format check; no words about how lmft w
 format: $(BIN)/.installed ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests bench && $(BIN)/ruff format src tests bench
 
-bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop (EXP's sizes)
+bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop, like for like too (EXP's sizes; 3 passes, about 3 min for quick on 2 CPU cores)
 	$(BIN)/python bench/bench.py --exp $(EXP) $(ARGS)
 
 # What an offline GPU box (python3.12, torch + triton there) may lack, for bench/gpu_check.sh.
@@ -83,7 +83,7 @@ gpu-wheels: $(BIN)/.installed ## Download into bench/wheels what gpu-check insta
 	$(BIN)/pip wheel --no-deps -w bench/wheels antlr4-python3-runtime==4.9.3
 	$(BIN)/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $(GPU_PLATFORMS) -d bench/wheels $(GPU_WHEELS)
 
-gpu-check: ## On a GPU machine: the seed protocol end to end, timed, then the GPU tests (FAST=1, ABLATION=1, EXTRA=, B32_EPOCHS=, BENCH=1: docs/gpu.md)
+gpu-check: ## On a GPU machine: the seed protocol end to end, timed, then the GPU tests (FAST=1, DEADLINE_S=, ABLATION=1, EXTRA=, B32_EPOCHS=, BENCH=1: docs/gpu.md)
 	bash bench/gpu_check.sh
 
 tensorboard: $(BIN)/.installed ## Serve TensorBoard over outputs/ (make tensorboard PORT=6007: another port; filters: docs/tensorboard.md)
