@@ -100,7 +100,8 @@ def test_the_printed_pretrain_command_replaces_what_it_adds(with_overrides):
 
 
 def test_provenance_marks_a_commit_whose_tracked_files_changed(tmp_path, monkeypatch):
-    """A number made from edited code must not carry the clean commit's name."""
+    """A number made from edited code must not carry the clean commit's name; its tree names
+    the code that ran, edited or not, and taking it leaves the checkout's index alone."""
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -111,9 +112,21 @@ def test_provenance_marks_a_commit_whose_tracked_files_changed(tmp_path, monkeyp
     git("init", "-q")
     git("add", "f.py")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path,
-                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+    def rev(name):
+        return subprocess.run(["git", "rev-parse", "--short", name], cwd=tmp_path,
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+    sha = rev("HEAD")
     (tmp_path / "new.txt").write_text("untracked files do not count\n")
     assert provenance()["git_commit"] == sha
+    assert provenance()["git_tree"] == rev("HEAD^{tree}")
     (tmp_path / "f.py").write_text("a = 2\n")
-    assert provenance()["git_commit"] == f"{sha}-dirty"
+    edited = provenance()
+    assert edited["git_commit"] == f"{sha}-dirty"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True,
+                            text=True).stdout  # fmt: skip
+    assert status == " M f.py\n?? new.txt\n"  # the edit is not staged
+    # the tree names the edited code: the tree of the commit that records the edit
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "edit")
+    assert edited["git_tree"] == rev("HEAD^{tree}") != rev("HEAD~1^{tree}")

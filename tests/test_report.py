@@ -142,6 +142,14 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     assert "- model: hidden_size=512" in text and "pooling=mean" in text
     assert "settings that differ between cells: `classifier.dropout` (0.3, 0.5)" in text
     assert "`seed`" not in text  # seeds, sizes and arms are the sweep's own axes
+    assert "- code: lmft commit `None`: 3 cells" in text  # (not run from a checkout)
+    for c, code in zip(cells, ("abc1234", "abc1234", "def5678-dirty"), strict=True):
+        c["provenance"] = {"git_commit": code, "git_tree": f"t{code[:3]}"}
+    code = next(line for line in settings_lines(cells) if line.startswith("- code"))
+    assert code == (
+        "- code: lmft commit `abc1234` (tree `tabc`): 2 cells, "
+        "`def5678-dirty` (tree `tdef`): 1 cell"
+    )
     assert "softmax" not in text and "**" not in text
     # a GPU LM whose softmax fell back from the fused kernel: said in bold
     why = "chunked (torch): liger-kernel is not installed"

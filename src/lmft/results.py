@@ -4,8 +4,10 @@ the run's identity and provenance) last, whose presence means "finished"."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -17,25 +19,44 @@ from lmft.identity import flatten
 from lmft.io import write_csv, write_json
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, **env: str) -> str:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5).stdout
+        run = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, env={**os.environ, **env}
+        )
     except OSError:
         return ""
+    return run.stdout.strip() if run.returncode == 0 else ""
+
+
+def tracked_tree(dirty: bool) -> str | None:
+    """The git tree of the tracked files as they are on disk: HEAD's, or, with edits, the tree
+    they would commit as (through a scratch index; the checkout's own is not touched)."""
+    if not dirty:
+        return _git("rev-parse", "--short", "HEAD^{tree}") or None
+    with tempfile.TemporaryDirectory() as d:
+        index = {"GIT_INDEX_FILE": str(Path(d) / "index")}
+        _git("read-tree", "HEAD", **index)
+        _git("add", "--update", ":/", **index)
+        tree = _git("write-tree", **index)
+    return _git("rev-parse", "--short", tree) if tree else None
 
 
 def provenance() -> dict:
-    """Versions and commit, so every number can be traced to the code that made it. The commit
-    gets "-dirty" when tracked files differ from it: the numbers then came from other code."""
-    commit = _git("rev-parse", "--short", "HEAD").strip() or None
-    if commit and _git("status", "--porcelain", "--untracked-files=no").strip():
-        commit += "-dirty"
+    """Versions and code, so every number can be traced to the code that made it. The commit
+    gets "-dirty" when tracked files differ from it: the numbers then came from other code.
+    `git_tree` names the code by its content, whatever commit a copy of the checkout says it
+    is (`git log --format='%h %T'` lists each commit's tree; a dirty tree is that of the commit
+    that later recorded the edits)."""
+    commit = _git("rev-parse", "--short", "HEAD") or None
+    dirty = bool(commit and _git("status", "--porcelain", "--untracked-files=no"))
     return {
         "lmft": lmft.__version__,
         "torch": torch.__version__,
         "lightning": L.__version__,
         "python": platform.python_version(),
-        "git_commit": commit,
+        "git_commit": f"{commit}-dirty" if dirty else commit,
+        "git_tree": tracked_tree(dirty) if commit else None,
     }
 
 

@@ -66,9 +66,16 @@ def settings_lines(cells: list[dict]) -> list[str]:
             f"C in {grid['C']}, model and C chosen per cell on validation "
             f"({', '.join(f'{m}: {n} cells' for m, n in sorted(chosen.items()))})"
         )
-    commits = Counter(str((c.get("provenance") or {}).get("git_commit")) for c in cells)
+    code = Counter(
+        (str(p.get("git_commit")), p.get("git_tree"))
+        for p in (c.get("provenance") or {} for c in cells)
+    )
     lines.append(
-        "- code: lmft commit " + ", ".join(f"`{k}` ({n} cells)" for k, n in sorted(commits.items()))
+        "- code: lmft commit "
+        + ", ".join(
+            f"`{commit}`{f' (tree `{tree}`)' if tree else ''}: {n} cell{'s' * (n != 1)}"
+            for (commit, tree), n in sorted(code.items(), key=str)
+        )
     )
     return [*lines, ""]
 
