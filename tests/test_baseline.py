@@ -74,7 +74,7 @@ def test_a_cell_reads_the_neural_cells_examples(cfg_for, overrides, fake_archive
 
     ov = [*overrides, "data.train_size=40", "seed=3", "data.test_size=100"]
     cfg = cfg_for("finetune", [*ov, "init=baseline"])
-    got = cell_texts(cfg)
+    got = cell_texts(cfg, [fake_archive])
     neural = cfg_for("finetune", ov)
     dm = ClassificationDataModule(
         load_corpus(neural.data, neural.pretrain_data), train_size=40, test_size=100,
@@ -88,7 +88,7 @@ def test_a_cell_reads_the_neural_cells_examples(cfg_for, overrides, fake_archive
     ):
         assert got[split][0] == [raw[source].texts[i] for i in idx.tolist()], split
         assert got[split][1].tolist() == [raw[source].labels[i] for i in idx.tolist()], split
-    other = cell_texts(cfg_for("finetune", [*ov, "init=baseline", "seed=4"]))
+    other = cell_texts(cfg_for("finetune", [*ov, "init=baseline", "seed=4"]), [fake_archive])
     assert other["train"][0] != got["train"][0] and other["val"][0] == got["val"][0]
 
 

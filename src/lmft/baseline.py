@@ -117,16 +117,16 @@ def fit_and_select(
     }
 
 
-def cell_texts(cfg: DictConfig) -> dict[str, tuple[list[str], np.ndarray]]:
-    """The train / val / test texts and labels of the cell `cfg` describes: the raw texts at
-    the indices the neural cells of that size and seed read (`lmft.data.splits`)."""
+def cell_texts(cfg: DictConfig, inputs: list[Path]) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The train / val / test texts and labels of the cell `cfg` describes, read from its data's
+    `inputs`: the raw texts at the indices the neural cells of that size and seed read
+    (`lmft.data.splits`)."""
     from lmft.data.corpus import read_task, validation_and_pool
     from lmft.data.reader import dataset_reader
     from lmft.data.splits import test_subset, training_subset
 
     d = cfg.data
-    reader = dataset_reader(d)
-    texts, _ = read_task(reader, reader.inputs())
+    texts, _ = read_task(dataset_reader(d), inputs)
     train, test, own_val = texts["train"], texts["test"], texts.get("val")
     val_idx, pool = validation_and_pool(texts, d)
     train_idx = training_subset(torch.tensor(train.labels), pool, d.train_size, cfg.seed)
@@ -152,7 +152,8 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
     from lmft.io import write_json
     from lmft.results import log_hparams, provenance
 
-    split = cell_texts(cfg)
+    inputs = dataset_reader(cfg.data).inputs()
+    split = cell_texts(cfg, inputs)
     i = cfg.init
     fit = fit_and_select(
         split["train"], split["val"], split["test"], list(i.models), list(i.C), i.ngram_max,
@@ -165,7 +166,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "n_val": len(split["val"][0]),
         "n_test": len(split["test"][0]),
         "lm": None,
-        "inputs": [str(p.resolve()) for p in dataset_reader(cfg.data).inputs()],
+        "inputs": [str(p.resolve()) for p in inputs],
         "test/acc": fit["test/acc"],
         "test/acc_at_best_val": fit["test/acc"],
         "val/acc": fit["val/acc"],

@@ -57,9 +57,14 @@ def validation_indices(
     return balanced_subset(labels, torch.arange(len(labels)), val_size, split_seed)
 
 
+def is_all(value) -> bool:
+    """Whether a `data.train_size` value asks for every labeled example (`all`)."""
+    return isinstance(value, str) and value.strip().lower() == "all"
+
+
 def parse_train_size(value, pool_size: int) -> int:
     """`all` or an integer in 2..pool_size (at least one example per label)."""
-    if isinstance(value, str) and value.strip().lower() == "all":
+    if is_all(value):
         return pool_size
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
