@@ -201,6 +201,23 @@ def test_lm_eval_batch_size_is_speed_not_a_result(pretrained, cfg_for, overrides
     assert pretrain.run(small, Path(cfg.paths.pretrain_dir)) == a
 
 
+def test_data_workers_are_speed_not_a_result(pretrained, cfg_for, overrides, tmp_path):
+    """Two DataLoader worker processes instead of none give the same LM and the same cell to
+    the bit, dropout on, from the second epoch on too (a loader's iterators draw their workers'
+    seed from the loader's own generator, not from the one dropout draws from)."""
+    cfg, lm = pretrained
+    workers = ["data.num_workers=2"]
+    lm2 = pretrain.run(cfg_for("pretrain", [*overrides, *workers]), tmp_path / "lm2")
+    assert [r["lm/train_loss"] for r in lm2["history"]] == [
+        r["lm/train_loss"] for r in lm["history"]
+    ]
+    cell = [*overrides, "init=scratch", "data.train_size=60", "classifier.save_model=false"]
+    a, b = (finetune.run(cfg_for("finetune", cell + w), tmp_path / d)
+            for w, d in (([], "a"), (workers, "b")))  # fmt: skip
+    assert [r["train/loss"] for r in a["history"]] == [r["train/loss"] for r in b["history"]]
+    assert len(a["history"]) > 1 and a["test/acc"] == b["test/acc"]
+
+
 def test_pretrained_without_pretrain_dir_names_the_command(cfg_for, overrides, tmp_path):
     cfg = cfg_for("finetune", overrides)
     with pytest.raises(LmftError, match="python -m lmft.pretrain experiment=smoke"):

@@ -161,6 +161,10 @@ class _Base(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
+            # Each new iterator draws its workers' seed from this generator. Left to the global
+            # one, the draws (one per epoch without workers, one in all with persistent ones)
+            # would shift every later dropout mask: data.num_workers would change the results.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
 
