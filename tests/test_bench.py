@@ -107,3 +107,25 @@ def test_ratios_to_the_plain_loop_pair_rows_of_the_same_pass(bench):
     assert lmft["ratio"] == 2.0 and lmft["ratio_range"] == (2.0, 2.0)
     assert lmft["tps"] == 300.0 and lmft["spread"] == 200 / 300
     assert lmft["ms"] == 187.5 and plain["ratio"] is None
+
+
+def test_replayed_early_stopping_is_lightnings(cfg_for, overrides, tmp_path):
+    """bench/replay_stopping.py on a cell that ran every epoch gives the epochs and best epoch
+    the same cell trained with early stopping ran and kept."""
+    spec = importlib.util.spec_from_file_location("replay", ROOT / "bench/replay_stopping.py")
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    from lmft import finetune
+
+    cell = [*overrides, "init=scratch", "data.train_size=60", "classifier.epochs=12"]
+    full = finetune.run(cfg_for("finetune", [*cell, "classifier.patience=null"]), tmp_path / "a")
+    val = [r["val/acc"] for r in full["history"]]
+    for patience in (1, 2):
+        stopped = finetune.run(
+            cfg_for("finetune", [*cell, f"classifier.patience={patience}"]),
+            tmp_path / f"p{patience}",
+        )
+        ran = len(stopped["history"])
+        assert ran < 12  # it did stop early
+        assert replay.replay(val, patience) == (ran, stopped["best_epoch"])
+    assert replay.replay(val, None) == (12, full["best_epoch"])
