@@ -128,6 +128,33 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
     assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, {})
 
 
+def test_cells_that_never_beat_chance_on_validation_are_counted_and_named():
+    """A cell is at chance when its best validation accuracy is not above the most frequent
+    label's share by a one-sided binomial test (5%): on 1,000 balanced texts 52.6% is, 52.7%
+    is not. Cells that did not record the share are unknown, never counted as learned."""
+    from lmft.comparison import at_chance
+
+    def scored(init, seed, val, share=0.5):
+        c = cell(init, 100, seed, 0.6)
+        c.update({"val/acc_best": val, "n_val": 1000, "val_majority": share})
+        return c
+
+    assert at_chance(scored("scratch", 0, 0.526)) and not at_chance(scored("scratch", 0, 0.527))
+    assert at_chance(scored("scratch", 0, 0.62, share=0.62))  # an imbalanced validation
+    assert at_chance(cell("scratch", 100, 0, 0.6)) is None  # no share recorded
+    cells = [scored("pretrained", s, v) for s, v in enumerate([0.501, 0.6, 0.61])]
+    cells += [scored("scratch", s, v) for s, v in enumerate([0.6, 0.502, 0.51])]
+    summary, gaps = summarize(cells, "test/acc")
+    assert [r["n_at_chance"] for r in summary] == [1, 2]
+    md = markdown("x", "test/acc", summary, gaps, len(cells), {})
+    assert "| 3/3 | 1/3 |" in md and "| 3/3 | 2/3 |" in md  # best = last, at chance
+    assert "never beat chance on validation: 1 pretrained, 2 scratch." in md
+    unknown = summarize([*cells, cell("scratch", 100, 3, 0.6)], "test/acc")[0]
+    assert unknown[1]["n_at_chance"] is None  # one cell without a share: the count is unknown
+    learned = summarize([scored(i, 0, 0.6) for i in ARMS], "test/acc")
+    assert "never beat chance" not in markdown("x", "test/acc", *learned, 2, {})
+
+
 def test_report_names_the_lm_the_settings_and_what_differs():
     ident = {"model": {"hidden_size": 512}, "classifier": {"pooling": "mean", "lr": 0.001}}
     cells = [cell("pretrained", 100, s, 0.8) for s in range(2)] + [cell("scratch", 100, 0, 0.7)]

@@ -127,6 +127,7 @@ def test_finetune_metrics_and_skip(pretrained, cfg_for, overrides, capsys):
     ):
         assert k in on_disk, k
     assert (on_disk["init"], on_disk["train_size"], on_disk["seed"]) == ("pretrained", 60, 3)
+    assert on_disk["val_majority"] == 0.5 and on_disk["n_val"] == 50  # a balanced hold-out
     best = max(m["history"], key=lambda r: r["val/acc"])
     assert m["test/acc_at_best_val"] == best["test/acc"] and m["val/acc_best"] == best["val/acc"]
     assert len(m["history"]) == cfg.classifier.epochs and (out / "history.csv").exists()

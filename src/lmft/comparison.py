@@ -137,13 +137,32 @@ def paired_gap(pre: dict[int, dict], scr: dict[int, dict], metric: str) -> dict 
     }
 
 
+def at_chance(cell: dict) -> bool | None:
+    """Whether a neural cell never beat chance on validation: its best validation accuracy is
+    not above the share of the validation's most frequent label by a one-sided binomial test
+    at the 5% level (1,000 balanced texts: 52.6% or less). Such a cell never learned; its test
+    accuracy is a failed run's, not the arm's. None for a cell that recorded no share."""
+    share, n = cell.get("val_majority"), cell.get("n_val")
+    if share is None or not n:
+        return None
+    hits = round(cell["val/acc_best"] * n)
+    return stats.binomtest(hits, n, share, alternative="greater").pvalue >= 0.05
+
+
+def _count_known(flags) -> int | None:
+    """How many flags are true; None if any is unknown (None)."""
+    flags = list(flags)
+    return None if None in flags else sum(flags)
+
+
 def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
     """One row per (recipe, init, train_size, LM budget); one gap row per (recipe, size, LM
     budget): each pretrained group against the scratch cells of its recipe and size, paired
     by seed.
 
     `n_best_last`: cells whose best validation epoch was their last (still improving when
-    training stopped: judged before they were done)."""
+    training stopped: judged before they were done). `n_at_chance`: cells that never beat
+    chance on validation (`at_chance`)."""
     by, labels = _groups(cells), size_labels(cells)
     summary = []
     for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
@@ -168,6 +187,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values())
                 if neural
                 else None,
+                "n_at_chance": _count_known(map(at_chance, runs.values())) if neural else None,
             }
         )
     gaps = []

@@ -123,6 +123,7 @@ def train_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "train_size": plan.train_size,
         "seed": cfg.seed,
         "n_val": len(dm.val_idx),
+        "val_majority": dm.val_split.labels[dm.val_idx].bincount().max().item() / len(dm.val_idx),
         "n_test": len(dm.test_idx),
         "n_test_curve": len(dm.curve_idx),
         "batch_size": plan.batch_size,

@@ -28,7 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmft.cli import check_names, entry
 from lmft.comparison import (
+    BASELINE,
     against_baseline,
+    at_chance,
     at_largest_budget,
     best_against_best,
     budgets,
@@ -65,6 +67,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             "val_acc_best": c["val/acc_best"],
             "best_epoch": c["best_epoch"],
             "epochs": len(c["history"]),
+            "at_chance": None if c["init"] == BASELINE else at_chance(c),
             "test_acc_curve_max": c.get("test/acc_curve_max"),
             **c.get("provenance", {}),
         }

@@ -150,16 +150,21 @@ def markdown(
         f"{n_cells} finished cells; accuracy = `{metric}` on the test split, in % "
         "(the epoch is chosen on validation accuracy; test never selects anything). "
         '"best = last": cells whose best validation epoch was their last, still improving '
-        "when training stopped.",
+        'when training stopped. "at chance": cells whose best validation accuracy is not '
+        "above the most frequent label's share (one-sided binomial test, 5%; – where a cell "
+        "did not record that share): they never learned, and their test accuracy weighs on "
+        "the mean and the gaps.",
         "",
         f"|{' recipe |' if several else ''} init |{' LM epochs |' if lms else ''} labeled "
-        "examples | seeds | test acc mean | std | 95% CI ± | last-epoch mean | best = last |",
-        f"|{'---|' if several else ''}---|{'---:|' if lms else ''}" + "---:|" * 7,
+        "examples | seeds | test acc mean | std | 95% CI ± | last-epoch mean | best = last "
+        "| at chance |",
+        f"|{'---|' if several else ''}---|{'---:|' if lms else ''}" + "---:|" * 8,
     ]
     lines += [
         f"|{col(r)} {r['init']} |{lm_col(r)} {r['labels']} | {r['n_seeds']} "
         f"| {_pct(r['test_acc_mean'])} | {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
-        f"| {_pct(r['test_acc_last_epoch_mean'])} | {_best_last(r)} |"
+        f"| {_pct(r['test_acc_last_epoch_mean'])} | {_count(r, 'n_best_last')} "
+        f"| {_count(r, 'n_at_chance')} |"
         for r in summary
     ]
     lines += [
@@ -212,8 +217,10 @@ def markdown(
     return "\n".join(lines)
 
 
-def _best_last(r: dict) -> str:
-    return "–" if r["n_best_last"] is None else f"{r['n_best_last']}/{r['n_seeds']}"
+def _count(r: dict, key: str) -> str:
+    """A count of a row's cells as `n/seeds`; – where it does not apply (the baseline) or is
+    unknown."""
+    return "–" if r[key] is None else f"{r[key]}/{r['n_seeds']}"
 
 
 def verdict(g: dict | None, above: str, below: str) -> str:
@@ -259,9 +266,16 @@ def answer(summary: list[dict], gaps: list[dict], base_gaps: list[dict]) -> list
         base = verdict(_of(base_gaps, r), "pretraining beats the baseline", "the baseline wins")
         scratch = verdict(_of(gaps, r), "pretraining pays", "pretraining costs")
         rec = f" ({r['recipe']})" if r["recipe"] else ""
+        failed = [
+            f"{x['n_at_chance']} {x['init']}"
+            for x in summary
+            if x["train_size"] == r["train_size"] and x["recipe"] == r["recipe"]
+            and x["n_at_chance"]
+        ]  # fmt: skip
+        never = f" Cells that never beat chance on validation: {', '.join(failed)}." * bool(failed)
         lines.append(
             f"- **{r['labels']} labels**{rec}: pretrained − linear baseline {base}; "
-            f"pretrained − scratch {scratch} ({', '.join(accs)}; {r['n_seeds']} seed(s))."
+            f"pretrained − scratch {scratch} ({', '.join(accs)}; {r['n_seeds']} seed(s)).{never}"
         )
     return [*lines, ""]
 
