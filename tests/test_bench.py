@@ -14,12 +14,17 @@ ROOT = Path(__file__).parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("lmft_bench", ROOT / "bench/bench.py")
+def script(name: str):
+    """bench/<name>.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"lmft_{name}", ROOT / f"bench/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return script("bench")
 
 
 @pytest.mark.parametrize("exp", PRESETS)
@@ -112,10 +117,9 @@ def test_ratios_to_the_plain_loop_pair_rows_of_the_same_pass(bench):
 def test_replayed_early_stopping_is_lightnings(cfg_for, overrides, tmp_path):
     """bench/replay_stopping.py on a cell that ran every epoch gives the epochs and best epoch
     the same cell trained with early stopping ran and kept."""
-    spec = importlib.util.spec_from_file_location("replay", ROOT / "bench/replay_stopping.py")
-    replay = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(replay)
     from lmft import finetune
+
+    replay = script("replay_stopping")
 
     cell = [*overrides, "init=scratch", "data.train_size=60", "classifier.epochs=12"]
     full = finetune.run(cfg_for("finetune", [*cell, "classifier.patience=null"]), tmp_path / "a")

@@ -28,7 +28,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmft.cli import check_names, entry
 from lmft.comparison import (
-    BASELINE,
     against_baseline,
     at_chance,
     at_largest_budget,
@@ -67,7 +66,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             "val_acc_best": c["val/acc_best"],
             "best_epoch": c["best_epoch"],
             "epochs": len(c["history"]),
-            "at_chance": None if c["init"] == BASELINE else at_chance(c),
+            "at_chance": at_chance(c),  # None for the baseline's cells: they have no epochs
             "test_acc_curve_max": c.get("test/acc_curve_max"),
             **c.get("provenance", {}),
         }

@@ -258,20 +258,14 @@ def answer(summary: list[dict], gaps: list[dict], base_gaps: list[dict]) -> list
         return []
     lines = ["## The answer", ""]
     for r in sorted(top, key=lambda r: (r["train_size"], r["recipe"])):
-        accs = [
-            f"{x['init']} {_pct(x['test_acc_mean'])}%"
-            for x in summary
-            if x["train_size"] == r["train_size"] and x["recipe"] in (r["recipe"], "")
-        ]
+        # this size's arms in this recipe, and the baseline (no recipe)
+        rows = [x for x in summary if x["train_size"] == r["train_size"]
+                and x["recipe"] in (r["recipe"], "")]  # fmt: skip
+        accs = [f"{x['init']} {_pct(x['test_acc_mean'])}%" for x in rows]
         base = verdict(_of(base_gaps, r), "pretraining beats the baseline", "the baseline wins")
         scratch = verdict(_of(gaps, r), "pretraining pays", "pretraining costs")
         rec = f" ({r['recipe']})" if r["recipe"] else ""
-        failed = [
-            f"{x['n_at_chance']} {x['init']}"
-            for x in summary
-            if x["train_size"] == r["train_size"] and x["recipe"] == r["recipe"]
-            and x["n_at_chance"]
-        ]  # fmt: skip
+        failed = [f"{x['n_at_chance']} {x['init']}" for x in rows if x["n_at_chance"]]
         never = f" Cells that never beat chance on validation: {', '.join(failed)}." * bool(failed)
         lines.append(
             f"- **{r['labels']} labels**{rec}: pretrained − linear baseline {base}; "
