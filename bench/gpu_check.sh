@@ -48,13 +48,15 @@ ABLATION=${ABLATION:-0}
 RUNS=$WORK/runs
 mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/log.txt") 2>&1
-SITE=/tmp/lmft-site  # where bench/wheels goes; a rerun on the same machine finds it installed
+SITE=${SITE:-/tmp/lmft-site}  # where bench/wheels goes; a rerun on the same machine finds it installed
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}:$SITE"
 # finds the modules without importing them (liger-kernel would import torch and Triton)
 have() { $PY -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, sys.argv[1:])))" "$@" 2>/dev/null; }
 NEEDED=(hydra omegaconf hydra_plugins.hydra_joblib_launcher sklearn)  # without them nothing runs
 if ! have "${NEEDED[@]}" liger_kernel keras && ls bench/wheels/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --target "$SITE" bench/wheels/*.whl || exit 1
+  # a wheel for another Python fails the install: said, and only fatal if a needed module lacks
+  $PY -m pip install -q --no-index --no-deps --target "$SITE" bench/wheels/*.whl ||
+    echo "gpu-check: bench/wheels did not install into $PY (made for Python 3.12 by make gpu-wheels)"
 fi
 have "${NEEDED[@]}" ||
   { echo "gpu-check: $PY lacks hydra-core, its joblib launcher or scikit-learn: run make gpu-wheels on a machine with internet (bench/wheels)"; exit 1; }
@@ -83,13 +85,21 @@ kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill 
 # runs.tar.gz are written before a job's time limit cuts the script; a cut cell has no
 # metrics.json, and the report lists it as unfinished
 cutter=
+cut=$WORK/deadline_reached  # made when the deadline stops the sweeps
+rm -f "$cut"
 deadline() {
   [ -n "${DEADLINE_S:-}" ] || return 0
   local left=$((DEADLINE_S - SECONDS))
   { sleep "$((left > 0 ? left : 0))"
     stamp "DEADLINE_S=$DEADLINE_S: the sweeps stop here; their unfinished cells are left out"
+    touch "$cut"
     for p in "$@"; do kill_tree "$p"; done; } &
   cutter=$!
+}
+# wait for a sweep; say if it failed, or if the deadline stopped it
+ended() {
+  wait "$1" && return
+  if [ -e "$cut" ]; then stamp "$2 stopped at DEADLINE_S"; else stamp "$2 failed"; fi
 }
 
 # SNAPSHOTS: the LM also keeps its encoder after these epochs (lm.snapshots, not part of its
@@ -148,7 +158,7 @@ elif [ "$FAST" != 1 ]; then
     sweep $GRID &
     grid=$!
     deadline $grid
-    wait $grid || stamp "sweep failed"
+    ended $grid "sweep"
   fi
 else
   # the baseline's cells (scikit-learn, CPU only) beside the LM, a few at a time; both neural
@@ -173,9 +183,9 @@ else
     if [ "$lm_rc" != 0 ]; then  # its pretrained cells would wait WAIT_S each, for nothing
       kill_tree $pretrained; kill_tree $scratch; kill_tree $baseline
     fi
-    wait $pretrained || stamp "pretrained arm's sweep failed"
-    wait $scratch || stamp "scratch arm's sweep failed"
-    wait $baseline || stamp "baseline arm's sweep failed"
+    ended $pretrained "pretrained arm's sweep"
+    ended $scratch "scratch arm's sweep"
+    ended $baseline "baseline arm's sweep"
     # the second the LM logged its encoder written (the pretrained cells' start)
     t1=$(logged '^\[([0-9]+)s\] \[pretrain\] done.*')
   fi

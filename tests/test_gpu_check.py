@@ -1,0 +1,85 @@
+"""The GPU harness (bench/gpu_check.sh) run as a dry run on the CPU (TRAINER=cpu, preset smoke,
+the synthetic archive): its scheduling, its deadline and what it brings back are the GPU run's."""
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("bash") and shutil.which("pgrep")), reason="needs bash and pgrep"
+)
+
+
+def gpu_check(tmp_path: Path, archive: Path, **env: str) -> tuple[str, Path]:
+    """Run the harness with FAST=1 into tmp_path; its log and its runs.tar.gz."""
+    out = tmp_path / "out"
+    run_env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "TRAINER": "cpu",
+        "EXP": "smoke",
+        "FAST": "1",
+        "JOBS": "2",
+        "OUT": str(out),
+        "WORK": str(tmp_path / "work"),
+        "SITE": str(tmp_path / "site"),
+        "LMFT_IMDB_ARCHIVE": str(archive),
+        **env,
+    }
+    r = subprocess.run(
+        ["bash", "bench/gpu_check.sh"], cwd=ROOT, env=run_env, capture_output=True, timeout=600
+    )
+    log = (out / "log.txt").read_text()
+    assert r.returncode == 0, log[-3000:]
+    return log, out / "runs.tar.gz"
+
+
+def survivors(tmp_path: Path) -> list[str]:
+    """Processes still running with this test's folder on their command line."""
+    r = subprocess.run(["pgrep", "-af", str(tmp_path)], capture_output=True, text=True)
+    return r.stdout.splitlines()
+
+
+def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_report(
+    fake_archive, tmp_path
+):
+    log, runs = gpu_check(tmp_path, fake_archive)
+    assert not [line for line in log.splitlines() if "[gpu-check" in line and "failed" in line], (
+        log[-3000:]
+    )
+    assert "protocol smoke: pretrain" in log and "total" in log
+    with tarfile.open(runs) as tar:
+        names = tar.getnames()
+        cells = list(
+            csv.DictReader(io.TextIOWrapper(tar.extractfile("runs/reports/smoke/cells.csv")))
+        )
+        histories = tar.extractfile("runs/reports/smoke/histories.csv").read().decode()
+    finished = {n.split("/")[3] for n in names if n.endswith("/metrics.json") and "/sweeps/" in n}
+    grid = {
+        f"init={i},n={n},seed=0" for i in ("pretrained", "scratch", "baseline") for n in (50, "all")
+    }
+    assert finished == grid
+    assert {c["init"] for c in cells} == {"pretrained", "scratch", "baseline"} and len(cells) == 6
+    assert "epoch" in histories.splitlines()[0] and len(histories.splitlines()) > 4
+    assert not [n for n in names if n.endswith((".pt", ".ckpt"))], "weights are not packed"
+    # bench/timeline.py's table: one line per cell
+    assert sum(f"{cell} " in log for cell in grid) == len(grid)
+    assert not survivors(tmp_path)
+
+
+def test_a_deadline_stops_the_sweeps_says_so_and_still_packs(fake_archive, tmp_path):
+    log, runs = gpu_check(tmp_path, fake_archive, DEADLINE_S="1")
+    assert "DEADLINE_S=1: the sweeps stop here" in log
+    assert "arm's sweep stopped at DEADLINE_S" in log
+    assert "[gpu-check" in log.splitlines()[-1] and log.splitlines()[-1].endswith("done")
+    with tarfile.open(runs) as tar:
+        assert "runs/pretrain/smoke/metrics.json" in tar.getnames()
+    assert not survivors(tmp_path), "the deadline left sweep processes running"
