@@ -149,8 +149,16 @@ def test_cells_that_never_beat_chance_on_validation_are_counted_and_named():
     md = markdown("x", "test/acc", summary, gaps, len(cells), {})
     assert "| 3/3 | 1/3 |" in md and "| 3/3 | 2/3 |" in md  # best = last, at chance
     assert "never beat chance on validation: 1 pretrained, 2 scratch." in md
-    unknown = summarize([*cells, cell("scratch", 100, 3, 0.6)], "test/acc")[0]
-    assert unknown[1]["n_at_chance"] is None  # one cell without a share: the count is unknown
+    # a cell without a share is not counted, and the table and the answer say how many
+    mixed = summarize([*cells, cell("scratch", 100, 3, 0.6)], "test/acc")
+    assert [(r["n_at_chance"], r["n_chance_known"]) for r in mixed[0]] == [(1, 3), (2, 3)]
+    md = markdown("x", "test/acc", *mixed, len(cells) + 1, {})
+    assert "| 4/4 | 2/3 (1 not recorded) |" in md
+    assert "chance on validation: 1 pretrained, 2 scratch (of the 3 cells that recorded" in md
+    unknown = markdown(
+        "x", "test/acc", *summarize([cell("scratch", 100, 0, 0.6)], "test/acc"), 1, {}
+    )
+    assert "| 1/1 | – |" in unknown  # no cell recorded a share: unknown, not 0
     learned = summarize([scored(i, 0, 0.6) for i in ARMS], "test/acc")
     assert "never beat chance" not in markdown("x", "test/acc", *learned, 2, {})
 

@@ -150,10 +150,11 @@ def at_chance(cell: dict) -> bool | None:
     return stats.binomtest(hits, n, share, alternative="greater").pvalue >= 0.05
 
 
-def _count_known(flags) -> int | None:
-    """How many flags are true; None if any is unknown (None)."""
-    flags = list(flags)
-    return None if None in flags else sum(flags)
+def _count_known(flags) -> tuple[int | None, int]:
+    """How many of the known flags (not None) are true, None if none is known; and how many
+    are known."""
+    known = [f for f in flags if f is not None]
+    return (sum(known) if known else None), len(known)
 
 
 def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
@@ -163,7 +164,8 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
 
     `n_best_last`: cells whose best validation epoch was their last (still improving when
     training stopped: judged before they were done). `n_at_chance`: cells that never beat
-    chance on validation (`at_chance`)."""
+    chance on validation (`at_chance`), among the `n_chance_known` cells that recorded the
+    validation's label share (cells written before lmft recorded it are not counted)."""
     by, labels = _groups(cells), size_labels(cells)
     summary = []
     for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
@@ -171,6 +173,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
         last = [r["test/acc"] for r in runs.values()]
         mean, std, ci = mean_ci(vals)
         neural = init != BASELINE
+        chance, known = _count_known(map(at_chance, runs.values()))
         summary.append(
             {
                 "recipe": rec,
@@ -188,7 +191,8 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values())
                 if neural
                 else None,
-                "n_at_chance": _count_known(map(at_chance, runs.values())) if neural else None,
+                "n_at_chance": chance,
+                "n_chance_known": known,
             }
         )
     gaps = []

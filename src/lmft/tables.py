@@ -151,9 +151,9 @@ def markdown(
         "(the epoch is chosen on validation accuracy; test never selects anything). "
         '"best = last": cells whose best validation epoch was their last, still improving '
         'when training stopped. "at chance": cells whose best validation accuracy is not '
-        "above the most frequent label's share (one-sided binomial test, 5%; – where a cell "
-        "did not record that share): they never learned, and their test accuracy weighs on "
-        "the mean and the gaps.",
+        "above the most frequent label's share (one-sided binomial test, 5%; counted among "
+        "the cells that recorded that share, – where none did): they never learned, and their "
+        "test accuracy weighs on the mean and the gaps.",
         "",
         f"|{' recipe |' if several else ''} init |{' LM epochs |' if lms else ''} labeled "
         "examples | seeds | test acc mean | std | 95% CI ± | last-epoch mean | best = last "
@@ -164,7 +164,7 @@ def markdown(
         f"|{col(r)} {r['init']} |{lm_col(r)} {r['labels']} | {r['n_seeds']} "
         f"| {_pct(r['test_acc_mean'])} | {_pct(r['test_acc_std'])} | {_pct(r['test_acc_ci95'])} "
         f"| {_pct(r['test_acc_last_epoch_mean'])} | {_count(r, 'n_best_last')} "
-        f"| {_count(r, 'n_at_chance')} |"
+        f"| {_chance(r)} |"
         for r in summary
     ]
     lines += [
@@ -223,6 +223,20 @@ def _count(r: dict, key: str) -> str:
     return "–" if r[key] is None else f"{r[key]}/{r['n_seeds']}"
 
 
+def _unrecorded(r: dict) -> int:
+    """How many of a row's cells did not record the validation's label share (0 for the
+    baseline's, which are never at chance by this count)."""
+    return r["n_seeds"] - r["n_chance_known"] if r["n_at_chance"] is not None else 0
+
+
+def _chance(r: dict) -> str:
+    """The at-chance count: `n/seeds`, or `n/known (m not recorded)` where only some cells
+    recorded the validation's label share."""
+    if not _unrecorded(r):
+        return _count(r, "n_at_chance")
+    return f"{r['n_at_chance']}/{r['n_chance_known']} ({_unrecorded(r)} not recorded)"
+
+
 def verdict(g: dict | None, above: str, below: str) -> str:
     """A gap in words: its mean and interval, and whether it is measured."""
     if g is None:
@@ -265,7 +279,13 @@ def answer(summary: list[dict], gaps: list[dict], base_gaps: list[dict]) -> list
         base = verdict(_of(base_gaps, r), "pretraining beats the baseline", "the baseline wins")
         scratch = verdict(_of(gaps, r), "pretraining pays", "pretraining costs")
         rec = f" ({r['recipe']})" if r["recipe"] else ""
-        failed = [f"{x['n_at_chance']} {x['init']}" for x in rows if x["n_at_chance"]]
+        failed = [
+            f"{x['n_at_chance']} {x['init']}"
+            + f" (of the {x['n_chance_known']} cells that recorded the label share)"
+            * bool(_unrecorded(x))
+            for x in rows
+            if x["n_at_chance"]
+        ]
         never = f" Cells that never beat chance on validation: {', '.join(failed)}." * bool(failed)
         lines.append(
             f"- **{r['labels']} labels**{rec}: pretrained − linear baseline {base}; "
