@@ -66,7 +66,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             "val_acc_best": c["val/acc_best"],
             "best_epoch": c["best_epoch"],
             "epochs": len(c["history"]),
-            "at_chance": at_chance(c),  # None for the baseline's cells: they have no epochs
+            "at_chance": at_chance(c),  # None where a cell recorded no label share (baseline)
             "test_acc_curve_max": c.get("test/acc_curve_max"),
             **c.get("provenance", {}),
         }

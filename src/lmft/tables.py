@@ -224,15 +224,14 @@ def _count(r: dict, key: str) -> str:
 
 
 def _unrecorded(r: dict) -> int:
-    """How many of a row's cells did not record the validation's label share (0 for the
-    baseline's, which are never at chance by this count)."""
-    return r["n_seeds"] - r["n_chance_known"] if r["n_at_chance"] is not None else 0
+    """How many of a row's cells did not record the validation's label share."""
+    return r["n_seeds"] - r["n_chance_known"]
 
 
 def _chance(r: dict) -> str:
-    """The at-chance count: `n/seeds`, or `n/known (m not recorded)` where only some cells
-    recorded the validation's label share."""
-    if not _unrecorded(r):
+    """The at-chance count: `n/seeds`, `n/known (m not recorded)` where only some cells
+    recorded the validation's label share, – where none did (the baseline's never do)."""
+    if r["n_at_chance"] is None or not _unrecorded(r):
         return _count(r, "n_at_chance")
     return f"{r['n_at_chance']}/{r['n_chance_known']} ({_unrecorded(r)} not recorded)"
 
