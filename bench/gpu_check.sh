@@ -20,6 +20,8 @@
 #                niced so that the LM keeps its CPU. MPS=0: all of it but MPS.
 #   DEADLINE_S=N the protocol's sweeps stop at second N of the script's clock, and the report
 #                and runs.tar.gz of the cells that finished follow (for a job with a time limit)
+# The exit status is 1 if a stage failed (each is said when it fails, and the log's last line
+# names them all), else 0; sweeps stopped at DEADLINE_S are no failure.
 # Measurements of their own, each after the protocol, each only if it can end within BUDGET_S
 # seconds of the script's start (else skipped, with a note):
 #   ABLATION=1   the sweep <EXP>_ablation from the protocol's LM: LM budgets (the encoders kept
@@ -77,7 +79,10 @@ sweep() {
   "${nice_[@]}" $PY -m lmft.finetune -m "${C[@]}" hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \
     trainer.num_threads=1 data.num_workers=0 "$@" | keep -iE '^\[finetune|error'
 }
-report() { $PY -m lmft.report "${C[@]}" "$@" || stamp "report failed"; }
+# a stage that failed: said at once, and the script's exit status is 1 once it is done
+failures=()
+fail() { stamp "$1 failed"; failures+=("$1"); }
+report() { $PY -m lmft.report "${C[@]}" "$@" || fail "report"; }
 # a process and all below it (a sweep: its Hydra process and the joblib launcher's workers)
 kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null; }
 # DEADLINE_S (unset: none): at that second of the script's clock the protocol's sweeps (these
@@ -99,7 +104,7 @@ deadline() {
 # wait for a sweep; say if it failed, or if the deadline stopped it
 ended() {
   wait "$1" && return
-  if [ -e "$cut" ]; then stamp "$2 stopped at DEADLINE_S"; else stamp "$2 failed"; fi
+  if [ -e "$cut" ]; then stamp "$2 stopped at DEADLINE_S"; else fail "$2"; fi
 }
 
 # SNAPSHOTS: the LM also keeps its encoder after these epochs (lm.snapshots, not part of its
@@ -197,6 +202,7 @@ fell=$(logged '.*\[lm\] softmax over .*: (chunked .*SLOWER.*)')
 [ -n "$fell" ] && stamp "WARNING: the LM's softmax fell back to $fell"
 if [ "$lm_rc" != 0 ]; then
   stamp "protocol $EXP: the LM failed (its error is above): no sweep, report or ablation"
+  failures+=(pretrain)
 elif [ "$ABLATION" = only ]; then
   stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
 else
@@ -212,7 +218,7 @@ if [ -n "$smi" ]; then  # (it samples on to the end of the script)
 fi
 
 stamp "GPU tests"
-$PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -15
+$PY -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -15 || fail "GPU tests"
 
 if [ "$ABLATION" != 0 ] && [ "$lm_rc" = 0 ] && ! late "ablation" "${ABLATION_S:-300}"; then
   t3=$SECONDS
@@ -232,8 +238,8 @@ if [ "$ABLATION" != 0 ] && [ "$lm_rc" = 0 ] && ! late "ablation" "${ABLATION_S:-
     classifier.pooling=mean,concat &
   pooling=$!
   [ "$epochs" != "[]" ] && { sweep "${A[@]}" init=pretrained "init.lm_epoch=${epochs//[\[\]]/}" \
-    classifier.pooling=mean,concat data.train_size="$SIZE" || stamp "LM-budget sweep failed"; }
-  wait $pooling || stamp "pooling sweep failed"
+    classifier.pooling=mean,concat data.train_size="$SIZE" || fail "LM-budget sweep"; }
+  wait $pooling || fail "pooling sweep"
   report name="${EXP}_ablation" lm_name="$EXP"
   pack
   timeline "${EXP}_ablation"
@@ -241,14 +247,14 @@ if [ "$ABLATION" != 0 ] && [ "$lm_rc" = 0 ] && ! late "ablation" "${ABLATION_S:-
 fi
 if [ -n "${EXTRA:-}" ] && [ "$lm_rc" = 0 ] && ! late "extra cells" "${EXTRA_S:-120}"; then
   stamp "extra cells: $EXTRA"
-  sweep $EXTRA || stamp "extra cells failed"
+  sweep $EXTRA || fail "extra cells"
   report
   pack
 fi
 if [ -n "${B32_EPOCHS:-}" ] && ! late "batch-32 LM" "$((30 * B32_EPOCHS))"; then
   stamp "LM at the reference's batch 32 ($B32_EPOCHS epochs)"
   $PY -m lmft.pretrain "${C[@]}" name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 \
-    lm.epochs="$B32_EPOCHS" lm.eval_batch_size=512 lm.snapshots=[] 2>&1 | keep -v ': step ' || stamp "batch-32 LM failed"
+    lm.epochs="$B32_EPOCHS" lm.eval_batch_size=512 lm.snapshots=[] 2>&1 | keep -v ': step ' || fail "batch-32 LM"
   pack
 fi
 # More warm-up and timed steps than bench's defaults: with 10 steps after 2 warm-up ones the
@@ -257,6 +263,7 @@ R=${BENCH_REPEATS:-3}
 if [ "${BENCH:-0}" = 1 ] && ! late "bench" $((40 + 70 * R)); then
   stamp "bench, $R passes"
   $PY bench/bench.py --exp "$EXP" --steps 20 --warmup 10 --repeats "$R" --keras trainer="$TRAINER" \
-    "data.cache_dir=$WORK/cache" 2>&1 | keep -v Warning
+    "data.cache_dir=$WORK/cache" 2>&1 | keep -v Warning || fail "bench"
 fi
+[ ${#failures[@]} = 0 ] || { stamp "done; failed: $(IFS=,; echo "${failures[*]}")"; exit 1; }
 stamp "done"

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def gpu_check(tmp_path: Path, archive: Path, **env: str) -> tuple[str, Path]:
-    """Run the harness with FAST=1 into tmp_path; its log and its runs.tar.gz."""
+def gpu_check(tmp_path: Path, archive: Path, failing: bool = False, **env: str) -> tuple[str, Path]:
+    """Run the harness with FAST=1 into tmp_path; its log and its runs.tar.gz. Its exit status
+    must be 1 if `failing`, else 0."""
     out = tmp_path / "out"
     run_env = {
         **os.environ,
@@ -38,7 +39,7 @@ def gpu_check(tmp_path: Path, archive: Path, **env: str) -> tuple[str, Path]:
         ["bash", "bench/gpu_check.sh"], cwd=ROOT, env=run_env, capture_output=True, timeout=600
     )
     log = (out / "log.txt").read_text()
-    assert r.returncode == 0, log[-3000:]
+    assert r.returncode == (1 if failing else 0), log[-3000:]
     return log, out / "runs.tar.gz"
 
 
@@ -76,10 +77,26 @@ def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_re
 
 
 def test_a_deadline_stops_the_sweeps_says_so_and_still_packs(fake_archive, tmp_path):
-    log, runs = gpu_check(tmp_path, fake_archive, DEADLINE_S="1")
+    """At 1 s no cell has finished, so there is no report: that, and only that, is a failure."""
+    log, runs = gpu_check(tmp_path, fake_archive, failing=True, DEADLINE_S="1")
     assert "DEADLINE_S=1: the sweeps stop here" in log
     assert "arm's sweep stopped at DEADLINE_S" in log
-    assert "[gpu-check" in log.splitlines()[-1] and log.splitlines()[-1].endswith("done")
+    assert "No finished cells" in log
+    assert "[gpu-check" in log.splitlines()[-1] and log.splitlines()[-1].endswith("failed: report")
     with tarfile.open(runs) as tar:
         assert "runs/pretrain/smoke/metrics.json" in tar.getnames()
     assert not survivors(tmp_path), "the deadline left sweep processes running"
+
+
+def test_a_failed_stage_is_said_and_named_at_the_end_and_the_exit_status_is_1(
+    fake_archive, tmp_path
+):
+    """Every sweep fails (an override of a key that does not exist) while the LM trains: each
+    failure is said, the log's last line names them all, and the harness exits with 1."""
+    log, _ = gpu_check(tmp_path, fake_archive, failing=True, GRID="classifier.no_such_key=1")
+    for stage in ("pretrained arm's sweep", "scratch arm's sweep", "baseline arm's sweep"):
+        assert f"{stage} failed" in log
+    assert "no_such_key" in log  # Hydra's error reaches the log
+    last = log.splitlines()[-1]
+    assert "[gpu-check" in last and "done; failed: " in last and "baseline arm's sweep" in last
+    assert not survivors(tmp_path)
