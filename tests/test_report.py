@@ -123,6 +123,12 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
     assert "| 100 | 3 | 0.00 | [-4.30, 4.30] | **no** |" in md  # the CI covers 0
     assert "| 300 | 3 | 20.00 | [20.00, 20.00] | yes |" in md
     assert "| Some paper | 91.2 |" in md
+    # the mean epoch of best validation, beside how many cells were still improving at the end
+    assert md.count("| 2.0 | 3/3 |") == 4
+    cells[0]["best_epoch"] = 1
+    earlier, _ = summarize(cells, "test/acc")
+    assert earlier[0]["best_epoch_mean"] == pytest.approx(5 / 3)
+    assert "| 1.7 | 2/3 |" in markdown("x", "test/acc", earlier, gaps, len(cells), {})
     assert "| **this sweep: pretrained, 300 labels, 3 seed(s)** | **91.00** |" in md
     assert "this sweep: scratch, 100" not in md  # anchors sit beside the largest size only
     assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, {})
@@ -275,6 +281,36 @@ def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
     assert {t.get_text() for t in legend.get_texts()} == {
         f"{a} classifier.max_examples={v}" for a in ARMS for v in ("15000", "null")
     }
+
+
+def test_the_epoch_figure_draws_each_cell_to_its_end_and_the_mean_while_every_cell_trains(
+    tmp_path, monkeypatch
+):
+    """Early stopping ends cells at different epochs: each cell's validation curve runs to its
+    own last epoch, and the mean stops at the shortest (past it, it would average the cells
+    that happened to train longer)."""
+    import matplotlib.pyplot as plt
+
+    from lmft import figures
+
+    cells = [cell(a, 100, s, 0.6) for a in ARMS for s in range(2)]
+    cells[1]["history"] = [
+        {"epoch": e, "val/acc": 0.5 + e / 100, "test/acc": 0.5} for e in range(1, 6)
+    ]
+    drawn = []
+    monkeypatch.setattr(
+        figures, "save_fig", lambda fig, _: (drawn.extend(fig.axes[0].lines), plt.close(fig))
+    )
+    figures.epochs_figure("x", cells, tmp_path / "epochs.png", "note")
+    ends = sorted((line.get_color(), max(line.get_xdata())) for line in drawn)
+    blue, orange = figures.COLORS["pretrained"], figures.COLORS["scratch"]
+    # per arm: its cells (thin, to epochs 2 and 5 for pretrained), then its means (val, test)
+    assert ends == sorted([(blue, 2), (blue, 5), (blue, 2), (blue, 2)] + [(orange, 2)] * 4)
+    means = [line for line in drawn if line.get_linewidth() == 2]
+    assert [line.get_label() for line in means] == [
+        f"{a} {split}" for a in ARMS for split in ("val", "test")
+    ]
+    assert list(means[0].get_ydata()) == pytest.approx([(50 + 51) / 2, (60 + 52) / 2])
 
 
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):

@@ -162,10 +162,12 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
     budget): each pretrained group against the scratch cells of its recipe and size, paired
     by seed.
 
-    `n_best_last`: cells whose best validation epoch was their last (still improving when
-    training stopped: judged before they were done). `n_at_chance`: cells that never beat
-    chance on validation (`at_chance`), among the `n_chance_known` cells that recorded the
-    validation's label share (cells written before lmft recorded it are not counted)."""
+    `best_epoch_mean`: the mean epoch of best validation accuracy (how fast an arm learns
+    what it learns). `n_best_last`: cells whose best validation epoch was their last (still
+    improving when training stopped: judged before they were done). `n_at_chance`: cells
+    that never beat chance on validation (`at_chance`), among the `n_chance_known` cells that
+    recorded the validation's label share (cells written before lmft recorded it are not
+    counted)."""
     by, labels = _groups(cells), size_labels(cells)
     summary = []
     for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
@@ -188,6 +190,9 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
                 "test_acc_ci95": ci,
                 "test_acc_last_epoch_mean": sum(last) / len(last) if neural else None,
                 "val_acc_best_mean": sum(r["val/acc_best"] for r in runs.values()) / len(vals),
+                "best_epoch_mean": sum(r["best_epoch"] for r in runs.values()) / len(vals)
+                if neural
+                else None,
                 "n_best_last": sum(r["best_epoch"] == len(r["history"]) for r in runs.values())
                 if neural
                 else None,

@@ -89,13 +89,19 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
             ]
             if not runs:
                 continue
+            if one:  # each cell's validation curve, to its last epoch: early stopping varies it
+                for h in runs:
+                    y = [100 * r["val/acc"] for r in h]
+                    ax.plot(range(1, len(h) + 1), y, "-", lw=0.6, alpha=0.25, color=COLORS[arm])
+            # the mean only while every cell runs: past that it would average the cells that
+            # happened to train longer
             n_ep = min(len(h) for h in runs)
             x = list(range(1, n_ep + 1))
             splits = (("val", "-"), ("test", "--")) if one and curve else (("val", rec_style),)
             for split, style in splits:
                 y = [100 * sum(h[e][f"{split}/acc"] for h in runs) / len(runs) for e in range(n_ep)]
                 label = f"{arm} {split}" if one else f"{arm} {rec}"
-                ax.plot(x, y, style, marker=".", color=COLORS[arm], label=label)
+                ax.plot(x, y, style, lw=2, marker=".", color=COLORS[arm], label=label)
         base = [
             c["test/acc_at_best_val"]
             for c in cells
@@ -114,7 +120,7 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
         ax.set_xlim(0.5, n_max + 0.5)
         ax.set_xticks(range(1, n_max + 1, max(1, n_max // 10)))
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%), mean over seeds")
+    axes[0][0].set_ylabel("accuracy (%)")
     # one legend for all panels, below them: a panel may hold recipes the others lack
     labelled = {
         lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)
@@ -130,7 +136,11 @@ def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:
     what = "validation (a style per recipe)" if not one else "validation"
     if one and curve:
         what = "validation (solid) and test (dashed)"
-    fig.suptitle(f"{name}: {what} accuracy per epoch\n{note}")
+    each = "; thin: each cell's validation" if one else ""
+    fig.suptitle(
+        f"{name}: {what} accuracy per epoch\n(bold: the mean over seeds while every cell "
+        f"trains{each})\n{note}"
+    )
     fig.tight_layout()
     save_fig(fig, dest)
 
