@@ -189,8 +189,12 @@ def test_report_names_the_lm_the_settings_and_what_differs():
     code = next(line for line in settings_lines(cells) if line.startswith("- code"))
     assert code == (
         "- code: lmft commit `abc1234` (tree `tabc`): 2 cells, "
-        "`def5678-dirty` (tree `tdef`): 1 cell"
+        "`def5678-dirty` (tree `tdef`): 1 cell (2 code trees in one comparison: check that "
+        "what differs between them, `git diff tabc tdef`, does not touch training)"
     )
+    cells[2]["provenance"]["git_tree"] = "tabc"  # the same tree, once committed: no warning
+    code = next(line for line in settings_lines(cells) if line.startswith("- code"))
+    assert code.endswith("(tree `tabc`): 1 cell")
     assert "softmax" not in text and "**" not in text
     # a GPU LM whose softmax fell back from the fused kernel: said in bold
     why = "chunked (torch): liger-kernel is not installed"

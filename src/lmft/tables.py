@@ -77,6 +77,12 @@ def settings_lines(cells: list[dict]) -> list[str]:
             for (commit, tree), n in sorted(code.items(), key=str)
         )
     )
+    trees = sorted({tree for _, tree in code if tree})
+    if len(trees) > 1:  # merged runs: their gaps pair cells of different code
+        lines[-1] += (
+            f" ({len(trees)} code trees in one comparison: check that what differs between them, "
+            f"`git diff {trees[0]} {trees[1]}`, does not touch training)"
+        )
     return [*lines, ""]
 
 
