@@ -18,9 +18,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def gpu_check(tmp_path: Path, archive: Path, failing: bool = False, **env: str) -> tuple[str, Path]:
+def gpu_check(
+    tmp_path: Path, archive: Path, failing: bool | None = False, **env: str
+) -> tuple[str, Path]:
     """Run the harness with FAST=1 into tmp_path; its log and its runs.tar.gz. Its exit status
-    must be 1 if `failing`, else 0."""
+    must be 1 if `failing`, 0 if not, either if None."""
     out = tmp_path / "out"
     run_env = {
         **os.environ,
@@ -39,7 +41,7 @@ def gpu_check(tmp_path: Path, archive: Path, failing: bool = False, **env: str) 
         ["bash", "bench/gpu_check.sh"], cwd=ROOT, env=run_env, capture_output=True, timeout=600
     )
     log = (out / "log.txt").read_text()
-    assert r.returncode == (1 if failing else 0), log[-3000:]
+    assert r.returncode in ((0, 1) if failing is None else (int(failing),)), log[-3000:]
     return log, out / "runs.tar.gz"
 
 
@@ -77,14 +79,15 @@ def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_re
 
 
 def test_a_deadline_stops_the_sweeps_says_so_and_still_packs(fake_archive, tmp_path):
-    """At 1 s no cell has finished, so there is no report: that, and only that, is a failure."""
-    log, runs = gpu_check(tmp_path, fake_archive, failing=True, DEADLINE_S="1")
+    """A deadline is no failure. At 1 s most often no cell has finished, so there is no report:
+    that, and only that, may fail."""
+    log, runs = gpu_check(tmp_path, fake_archive, failing=None, DEADLINE_S="1")
     assert "DEADLINE_S=1: the sweeps stop here" in log
     assert "arm's sweep stopped at DEADLINE_S" in log
-    # nothing to report ("No sweep at" or "No finished cells", by how far the sweeps got)
-    assert "report failed" in log
-    assert "No sweep at" in log or "No finished cells" in log
-    assert "[gpu-check" in log.splitlines()[-1] and log.splitlines()[-1].endswith("failed: report")
+    last = log.splitlines()[-1]
+    assert "[gpu-check" in last and last.endswith(("] done", "] done; failed: report")), last
+    if "report failed" in log:  # nothing to read, by how far the sweeps got
+        assert "No sweep at" in log or "No finished cells" in log
     with tarfile.open(runs) as tar:
         assert "runs/pretrain/smoke/metrics.json" in tar.getnames()
     assert not survivors(tmp_path), "the deadline left sweep processes running"
