@@ -1,30 +1,44 @@
-"""The report's tables and learning curve over cells from several sources: sweep folders (their
+"""The report's tables and figures over cells from several sources: sweep folders (their
 metrics.json) and the cells.csv of reports whose sweep folders are gone (a GPU run's, say).
 
     python bench/combine_cells.py docs/gpu/2026-12-04-h200-run2/cells.csv outputs/sweeps/seed \
         --name seed --figure docs/img/seed_baseline_learning_curve.png
 
 A cells.csv row carries a cell's accuracies, its best epoch and its epoch count, not its
-per-epoch history or settings: so the tables are those of `lmft.report` without the settings,
-anchors and epoch figures. Cells with the same arm, size and seed from two sources are an error.
+settings: so the tables are those of `lmft.report` without the settings and anchors. The
+per-epoch histories come from the histories.csv beside it, where the report wrote one; the
+epoch figure (--epochs) needs them for every neural cell. Cells with the same arm, size and
+seed from two sources are an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+from collections import defaultdict
 from pathlib import Path
 
 from lmft.comparison import against_baseline, load_cells, summarize
 from lmft.errors import LmftError
-from lmft.figures import learning_curve
+from lmft.figures import epochs_figure, learning_curve
 from lmft.tables import markdown
 
 METRIC = "test/acc_at_best_val"
 
 
+def histories(path: Path) -> dict[str, list[dict]]:
+    """Each cell's per-epoch rows from the histories.csv beside a cells.csv ({} if none)."""
+    found = path.with_name("histories.csv")
+    by = defaultdict(list)
+    for r in csv.DictReader(found.read_text().splitlines()) if found.is_file() else []:
+        cell = r.pop("cell")
+        by[cell].append({k: int(v) if k == "epoch" else float(v) for k, v in r.items() if v})
+    return by
+
+
 def from_csv(path: Path) -> list[dict]:
     rows = list(csv.DictReader(path.read_text().splitlines()))
+    known = histories(path)
     return [
         {
             "cell": f"{path}:{r['cell']}",
@@ -35,7 +49,8 @@ def from_csv(path: Path) -> list[dict]:
             "test/acc": float(r["test_acc_last"]),
             "val/acc_best": float(r["val_acc_best"]),
             "best_epoch": int(r["best_epoch"]) if r["best_epoch"] else None,
-            "history": [{"epoch": e} for e in range(1, int(r["epochs"] or 0) + 1)],
+            "history": known.get(r["cell"])
+            or [{"epoch": e} for e in range(1, int(r["epochs"] or 0) + 1)],
         }
         for r in rows
     ]
@@ -44,8 +59,9 @@ def from_csv(path: Path) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sources", nargs="+", type=Path, help="cells.csv files or sweep folders")
-    ap.add_argument("--name", default="combined", help="the title of the tables and figure")
+    ap.add_argument("--name", default="combined", help="the title of the tables and figures")
     ap.add_argument("--figure", type=Path, help="write the learning curve here (PNG)")
+    ap.add_argument("--epochs", type=Path, help="write the accuracy per epoch here (PNG)")
     args = ap.parse_args()
     cells, seen = [], {}
     for src in args.sources:
@@ -56,13 +72,29 @@ def main() -> None:
                 raise LmftError(f"{c['cell']} repeats {seen[key]} (arm, size and seed)")
             seen[key] = c["cell"]
         cells += got
+    # a cells.csv's cell without histories.csv has epochs but no accuracies per epoch
+    lacking = {
+        c["cell"].rsplit(":", 1)[0]
+        for c in cells
+        if any(r.keys() == {"epoch"} for r in c["history"])
+    }
+    if args.epochs and lacking:
+        raise LmftError(
+            f"No histories.csv beside {', '.join(sorted(lacking))}: the epoch figure needs every "
+            "cell's history (the report writes it beside cells.csv); leave out --epochs"
+        )
     summary, gaps = summarize(cells, METRIC)
     base_gaps = against_baseline(cells, METRIC)
     print(markdown(args.name, METRIC, summary, gaps, len(cells), {}, base_gaps=base_gaps))
+    sources = ", ".join(s.name if s.suffix != ".csv" else s.parent.name for s in args.sources)
     if args.figure:
-        sources = ", ".join(s.name if s.suffix != ".csv" else s.parent.name for s in args.sources)
         learning_curve(args.name, METRIC, summary, args.figure, f"cells from {sources}")
+    if args.epochs:
+        epochs_figure(args.name, cells, args.epochs, f"cells from {sources}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LmftError as e:
+        raise SystemExit(f"combine_cells: {e}") from None
