@@ -88,7 +88,8 @@ def main() -> None:
     print(markdown(args.name, METRIC, summary, gaps, len(cells), {}, base_gaps=base_gaps))
     sources = ", ".join(s.name if s.suffix != ".csv" else s.parent.name for s in args.sources)
     if args.figure:
-        learning_curve(args.name, METRIC, summary, args.figure, f"cells from {sources}")
+        note = f"cells from {sources}"
+        learning_curve(args.name, METRIC, summary, args.figure, note, gaps, base_gaps)
     if args.epochs:
         epochs_figure(args.name, cells, args.epochs, f"cells from {sources}")
 

@@ -8,6 +8,8 @@ import pytest
 from lmft.comparison import ARMS, best_against_best, load_cells, mean_ci, summarize
 from lmft.tables import caption, markdown, settings_lines
 
+METRIC = "test/acc_at_best_val"
+
 
 def cell(init, size, seed, acc):
     hist = [
@@ -315,6 +317,39 @@ def test_the_epoch_figure_draws_each_cell_to_its_end_and_the_mean_while_every_ce
         f"{a} {split}" for a in ARMS for split in ("val", "test")
     ]
     assert list(means[0].get_ydata()) == pytest.approx([(50 + 51) / 2, (60 + 52) / 2])
+
+
+def test_the_learning_curve_shows_the_paired_gaps_by_size_beside_the_accuracies(
+    tmp_path, monkeypatch
+):
+    import matplotlib.pyplot as plt
+
+    from lmft import figures
+    from lmft.comparison import against_baseline
+
+    cells = [cell(a, n, s, 0.6 + s / 100) for a in ARMS for n in (100, 1000) for s in range(3)]
+    for c in cells:
+        c[METRIC] += {"pretrained": 0.05, "scratch": 0.0}[c["init"]] + (
+            c["train_size"] == 1000
+        ) / 10
+    cells += [cell("baseline", n, s, 0.8) for n in (100, 1000) for s in range(3)]
+    for c in cells[-6:]:
+        c["history"] = []
+    summary, gaps = summarize(cells, METRIC)
+    base_gaps = against_baseline(cells, METRIC)
+    drawn = []
+    monkeypatch.setattr(
+        figures, "save_fig", lambda fig, _: (drawn.append(fig.axes), plt.close(fig))
+    )
+    figures.learning_curve("x", METRIC, summary, tmp_path / "lc.png", "note", gaps, base_gaps)
+    figures.learning_curve("x", METRIC, summary, tmp_path / "lc.png", "note")
+    (accuracy, paired), (alone,) = drawn
+    assert len(accuracy.containers) == 3 == len(alone.containers)  # an error bar per arm
+    lines = {c.get_label().split(" (")[0]: c.lines[0] for c in paired.containers}
+    assert set(lines) == {"pretrained − scratch", "pretrained − baseline"}  # not scratch − base
+    assert list(lines["pretrained − scratch"].get_ydata()) == pytest.approx([5.0, 5.0])
+    assert list(lines["pretrained − baseline"].get_ydata()) == pytest.approx([-14.0, -4.0])
+    assert list(lines["pretrained − scratch"].get_xdata()) == [100, 1000]
 
 
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):

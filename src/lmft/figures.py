@@ -28,8 +28,21 @@ def save_fig(fig, dest: Path) -> None:
     plt.close(fig)
 
 
-def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note: str) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+def learning_curve(
+    name: str,
+    metric: str,
+    summary: list[dict],
+    dest: Path,
+    note: str,
+    gaps: list[dict] = (),
+    base_gaps: list[dict] = (),
+) -> None:
+    """Each arm's test accuracy by labeled size; beside it, where there are pairs, the paired
+    gaps: pretrained − scratch (`gaps`) and pretrained − the baseline (from `base_gaps`)."""
+    pairs = [("scratch", g) for g in gaps]  # (what pretrained is set against, a gap row)
+    pairs += [(BASELINE, g) for g in base_gaps if g["init"] == "pretrained"]
+    fig, axes = plt.subplots(1, 1 + bool(pairs), figsize=(6.4 * (1 + bool(pairs)), 4.4))
+    ax = axes[0] if pairs else axes
     recipes = sorted({r["recipe"] for r in summary if r["init"] != BASELINE})
     styles = zip(recipes, LINESTYLES, MARKERS, strict=False)
     lines = [(rec, arm, style, marker) for (rec, style, marker), arm in product(styles, ARMS)]
@@ -49,13 +62,8 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
             label=f"{'linear baseline' if arm == BASELINE else arm}{f' {rec}' if rec else ''} "
             f"(seeds per size: {', '.join(str(r['n_seeds']) for r in rows)})",
         )
-    ax.set_xscale("log")
-    sizes = sorted({r["train_size"] for r in summary})
-    ax.xaxis.set_major_locator(FixedLocator(sizes))
-    ax.xaxis.set_minor_locator(NullLocator())
     labels = {r["train_size"]: r["labels"] for r in summary}
-    ax.set_xticklabels([labels[n] for n in sizes])
-    ax.set_xlabel("labeled training examples (log scale)")
+    _size_axis(ax, labels)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(
         f"{name}: pretrained vs scratch vs a linear baseline\n(mean over seeds ± 95% CI; "
@@ -63,12 +71,54 @@ def learning_curve(name: str, metric: str, summary: list[dict], dest: Path, note
         f"\n{note}",
         fontsize=9,
     )
-    ax.grid(True, which="both", alpha=0.3)
     # below the axes, so a long legend (one entry per recipe and arm) never hides a point
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if len(recipes) > 1 else 10
-    )
+    small = len(recipes) > 1
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if small else 10)
+    if pairs:
+        _gaps_panel(axes[1], pairs, recipes, labels)
+        axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if small else 10)
     save_fig(fig, dest)
+
+
+def _size_axis(ax, labels: dict[int, str]) -> None:
+    """The labeled sizes on a log axis, each tick named as the report names it."""
+    ax.set_xscale("log")
+    sizes = sorted(labels)
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([labels[n] for n in sizes])
+    ax.set_xlabel("labeled training examples (log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _gaps_panel(ax, pairs: list[tuple], recipes: list[str], labels: dict[int, str]) -> None:
+    """The paired gaps by labeled size, a line per comparison and recipe, ± their 95% CI."""
+    styles = dict(zip(recipes, LINESTYLES, strict=False))
+    for other, rec in product(dict.fromkeys(o for o, _ in pairs), recipes):
+        rows = sorted(
+            (g for o, g in pairs if o == other and g["recipe"] == rec),
+            key=lambda g: g["train_size"],
+        )
+        if not rows:
+            continue
+        ax.errorbar(
+            [NUDGE[other] * g["train_size"] for g in rows],
+            [100 * g["gap_mean"] for g in rows],
+            yerr=[_half(g["gap_mean"] - g["ci95_low"]) for g in rows],
+            marker="o",
+            capsize=4,
+            color="black" if other == "scratch" else COLORS[BASELINE],
+            linestyle=styles[rec],
+            label=f"pretrained − {other}{f' {rec}' if rec else ''} (pairs per size: "
+            f"{', '.join(str(g['n_pairs']) for g in rows)})",
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    _size_axis(ax, labels)
+    ax.set_ylabel("gap (points)")
+    ax.set_title(
+        "paired gaps: mean of per-seed differences ± 95% CI\n(above 0: pretraining is ahead)",
+        fontsize=9,
+    )
 
 
 def epochs_figure(name: str, cells: list[dict], dest: Path, note: str) -> None:

@@ -8,7 +8,8 @@ settings and seed of a cell already read, are listed, never counted) and writes 
 gaps.csv (pretrained − scratch), baseline_gaps.csv (each neural arm − the linear baseline),
 cells.csv, histories.csv (every cell's per-epoch rows), cells.json (each cell's full settings,
 versions and git commit), summary.md,
-learning_curve.png and epochs.png to the report dir, and prints the tables.
+learning_curve.png (each arm's accuracy by size, and beside it the paired gaps) and epochs.png
+(validation accuracy per epoch) to the report dir, and prints the tables.
 Settings that differ between cells besides arm, size and seed (a swept classifier.pooling,
 say) make recipes: rows and gaps per recipe, and best_recipes.csv, each arm's best recipe per
 size (chosen on validation) against the other's. Pretrained cells that started from several
@@ -100,7 +101,15 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     # lm_budget.png shows every budget (LM snapshots)
     final = at_largest_budget(cells, lm_epochs)
     note = caption(final)
-    learning_curve(name, cfg.metric, at_largest_budget(summary), out("learning_curve.png"), note)
+    learning_curve(
+        name,
+        cfg.metric,
+        at_largest_budget(summary),
+        out("learning_curve.png"),
+        note,
+        at_largest_budget(gaps),
+        at_largest_budget(base_gaps),
+    )
     epochs_figure(name, final, out("epochs.png"), note)
     if len(budgets(cells)) > 1:
         lm_budget_figure(name, summary, gaps, out("lm_budget.png"), caption(cells))
