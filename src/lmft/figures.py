@@ -93,7 +93,7 @@ def _size_axis(ax, labels: dict[int, str]) -> None:
 
 def _gaps_panel(ax, pairs: list[tuple], recipes: list[str], labels: dict[int, str]) -> None:
     """The paired gaps by labeled size, a line per comparison and recipe, ± their 95% CI."""
-    styles = dict(zip(recipes, LINESTYLES, strict=False))
+    styles = dict(zip(recipes, zip(LINESTYLES, MARKERS, strict=False), strict=False))
     for other, rec in product(dict.fromkeys(o for o, _ in pairs), recipes):
         rows = sorted(
             (g for o, g in pairs if o == other and g["recipe"] == rec),
@@ -105,10 +105,10 @@ def _gaps_panel(ax, pairs: list[tuple], recipes: list[str], labels: dict[int, st
             [NUDGE[other] * g["train_size"] for g in rows],
             [100 * g["gap_mean"] for g in rows],
             yerr=[_half(g["gap_mean"] - g["ci95_low"]) for g in rows],
-            marker="o",
+            marker=styles[rec][1],
             capsize=4,
             color="black" if other == "scratch" else COLORS[BASELINE],
-            linestyle=styles[rec],
+            linestyle=styles[rec][0],
             label=f"pretrained − {other}{f' {rec}' if rec else ''} (pairs per size: "
             f"{', '.join(str(g['n_pairs']) for g in rows)})",
         )
