@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
 
@@ -34,8 +35,8 @@ def learning_curve(
     summary: list[dict],
     dest: Path,
     note: str,
-    gaps: list[dict] = (),
-    base_gaps: list[dict] = (),
+    gaps: Sequence[dict] = (),
+    base_gaps: Sequence[dict] = (),
 ) -> None:
     """Each arm's test accuracy by labeled size; beside it, where there are pairs, the paired
     gaps: pretrained − scratch (`gaps`) and pretrained − the baseline (from `base_gaps`)."""
@@ -71,12 +72,12 @@ def learning_curve(
         f"\n{note}",
         fontsize=9,
     )
-    # below the axes, so a long legend (one entry per recipe and arm) never hides a point
-    small = len(recipes) > 1
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if small else 10)
     if pairs:
         _gaps_panel(axes[1], pairs, recipes, labels)
-        axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8 if small else 10)
+    # below the axes, so a long legend (one entry per recipe and arm) never hides a point
+    size = 8 if len(recipes) > 1 else 10
+    for a in fig.axes:
+        a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=size)
     save_fig(fig, dest)
 
 
