@@ -350,6 +350,10 @@ def test_the_learning_curve_shows_the_paired_gaps_by_size_beside_the_accuracies(
     assert list(lines["pretrained − scratch"].get_ydata()) == pytest.approx([5.0, 5.0])
     assert list(lines["pretrained − baseline"].get_ydata()) == pytest.approx([-14.0, -4.0])
     assert list(lines["pretrained − scratch"].get_xdata()) == [100, 1000]
+    # one size: the axis is centred on it, not stretched to the arms' nudged points
+    one = [r for r in summary if r["train_size"] == 100]
+    figures.learning_curve("x", METRIC, one, tmp_path / "lc.png", "note")
+    assert drawn[-1][0].get_xlim() == pytest.approx((100 / 1.5, 150))
 
 
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):

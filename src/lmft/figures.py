@@ -88,6 +88,8 @@ def _size_axis(ax, labels: dict[int, str]) -> None:
     ax.xaxis.set_major_locator(FixedLocator(sizes))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([labels[n] for n in sizes])
+    if len(sizes) == 1:  # else the limits hug the arms' nudged points, far apart
+        ax.set_xlim(sizes[0] / 1.5, sizes[0] * 1.5)
     ax.set_xlabel("labeled training examples (log scale)")
     ax.grid(True, which="both", alpha=0.3)
 
