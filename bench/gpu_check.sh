@@ -149,7 +149,7 @@ from=$(($(wc -l <"$OUT/log.txt") + 1))  # this run's lines of log.txt (a rerun a
 logged() { tail -n +"$from" "$OUT/log.txt" | sed -nE "s/$1/\\1/p" | tail -1; }
 t0=$SECONDS
 stamp "protocol $EXP: pretrain (clock $(date +%T)); FAST=$FAST"
-{ $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step ' || { stamp "pretrain failed"; exit 1; }; } &
+{ $PY -m lmft.pretrain "${C[@]}" 2>&1 | keep -v ': step '; } &  # its status: the LM's (pipefail)
 lm=$!
 lm_rc=
 lm_end() { [ -n "$lm_rc" ] || { wait $lm; lm_rc=$?; }; }
@@ -201,8 +201,8 @@ fi
 fell=$(logged '.*\[lm\] softmax over .*: (chunked .*SLOWER.*)')
 [ -n "$fell" ] && stamp "WARNING: the LM's softmax fell back to $fell"
 if [ "$lm_rc" != 0 ]; then
+  fail "pretrain"
   stamp "protocol $EXP: the LM failed (its error is above): no sweep, report or ablation"
-  failures+=(pretrain)
 elif [ "$ABLATION" = only ]; then
   stamp "protocol $EXP: pretrain $((SECONDS - t0)) s; its sweep skipped (ABLATION=only)"
 else
