@@ -72,26 +72,26 @@ def main() -> None:
                 raise LmftError(f"{c['cell']} repeats {seen[key]} (arm, size and seed)")
             seen[key] = c["cell"]
         cells += got
-    # a cells.csv's cell without histories.csv has epochs but no accuracies per epoch
-    lacking = {
-        c["cell"].rsplit(":", 1)[0]
-        for c in cells
-        if any(r.keys() == {"epoch"} for r in c["history"])
-    }
-    if args.epochs and lacking:
-        raise LmftError(
-            f"No histories.csv beside {', '.join(sorted(lacking))}: the epoch figure needs every "
-            "cell's history (the report writes it beside cells.csv); leave out --epochs"
-        )
+    if args.epochs:  # a cells.csv's cell without histories.csv has only its epochs' numbers
+        lacking = {
+            c["cell"].rsplit(":", 1)[0]
+            for c in cells
+            if any(r.keys() == {"epoch"} for r in c["history"])
+        }
+        if lacking:
+            raise LmftError(
+                f"No histories.csv beside {', '.join(sorted(lacking))}: the epoch figure needs "
+                "every cell's history (the report writes it beside cells.csv); leave out --epochs"
+            )
     summary, gaps = summarize(cells, METRIC)
     base_gaps = against_baseline(cells, METRIC)
     print(markdown(args.name, METRIC, summary, gaps, len(cells), {}, base_gaps=base_gaps))
     sources = ", ".join(s.name if s.suffix != ".csv" else s.parent.name for s in args.sources)
+    note = f"cells from {sources}"
     if args.figure:
-        note = f"cells from {sources}"
         learning_curve(args.name, METRIC, summary, args.figure, note, gaps, base_gaps)
     if args.epochs:
-        epochs_figure(args.name, cells, args.epochs, f"cells from {sources}")
+        epochs_figure(args.name, cells, args.epochs, note)
 
 
 if __name__ == "__main__":
