@@ -11,6 +11,18 @@ from lmft.tables import caption, markdown, settings_lines
 METRIC = "test/acc_at_best_val"
 
 
+@pytest.fixture
+def saved(monkeypatch) -> list:
+    """The figures lmft.figures would write, kept (closed) instead of saved as PNG."""
+    import matplotlib.pyplot as plt
+
+    from lmft import figures
+
+    kept = []
+    monkeypatch.setattr(figures, "save_fig", lambda fig, _: (kept.append(fig), plt.close(fig)))
+    return kept
+
+
 def cell(init, size, seed, acc):
     hist = [
         {"epoch": 1, "val/acc": 0.5, "test/acc": 0.5},
@@ -261,13 +273,9 @@ def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validatio
     assert best_against_best(cells[:6], "test/acc") == []  # one arm only: nothing to pair
 
 
-def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
-    tmp_path, monkeypatch
-):
+def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(tmp_path, saved):
     """A `null` axis reads `classifier.max_examples=null` (what Hydra takes; `None` would be a
     string), and the per-epoch figure's one legend names a recipe that only one size has."""
-    import matplotlib.pyplot as plt
-
     from lmft import figures
 
     cells = [cell(a, 100, 0, 0.6) for a in ARMS] + [cell(a, 1000, 0, 0.7) for a in ARMS]
@@ -278,36 +286,27 @@ def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(
         "classifier.max_examples=15000",
         "classifier.max_examples=null",
     }
-    legends = []
-    monkeypatch.setattr(
-        figures, "save_fig", lambda fig, _: (legends.extend(fig.legends), plt.close(fig))
-    )
     figures.epochs_figure("x", cells, tmp_path / "epochs.png", "note")
-    (legend,) = legends
+    ((legend,),) = [fig.legends for fig in saved]
     assert {t.get_text() for t in legend.get_texts()} == {
         f"{a} classifier.max_examples={v}" for a in ARMS for v in ("15000", "null")
     }
 
 
 def test_the_epoch_figure_draws_each_cell_to_its_end_and_the_mean_while_every_cell_trains(
-    tmp_path, monkeypatch
+    tmp_path, saved
 ):
     """Early stopping ends cells at different epochs: each cell's validation curve runs to its
     own last epoch, and the mean stops at the shortest (past it, it would average the cells
     that happened to train longer)."""
-    import matplotlib.pyplot as plt
-
     from lmft import figures
 
     cells = [cell(a, 100, s, 0.6) for a in ARMS for s in range(2)]
     cells[1]["history"] = [
         {"epoch": e, "val/acc": 0.5 + e / 100, "test/acc": 0.5} for e in range(1, 6)
     ]
-    drawn = []
-    monkeypatch.setattr(
-        figures, "save_fig", lambda fig, _: (drawn.extend(fig.axes[0].lines), plt.close(fig))
-    )
     figures.epochs_figure("x", cells, tmp_path / "epochs.png", "note")
+    drawn = saved[0].axes[0].lines
     ends = sorted((line.get_color(), max(line.get_xdata())) for line in drawn)
     blue, orange = figures.COLORS["pretrained"], figures.COLORS["scratch"]
     # per arm: its cells (thin, to epochs 2 and 5 for pretrained), then its means (val, test)
@@ -319,11 +318,7 @@ def test_the_epoch_figure_draws_each_cell_to_its_end_and_the_mean_while_every_ce
     assert list(means[0].get_ydata()) == pytest.approx([(50 + 51) / 2, (60 + 52) / 2])
 
 
-def test_the_learning_curve_shows_the_paired_gaps_by_size_beside_the_accuracies(
-    tmp_path, monkeypatch
-):
-    import matplotlib.pyplot as plt
-
+def test_the_learning_curve_shows_the_paired_gaps_by_size_beside_the_accuracies(tmp_path, saved):
     from lmft import figures
     from lmft.comparison import against_baseline
 
@@ -337,13 +332,9 @@ def test_the_learning_curve_shows_the_paired_gaps_by_size_beside_the_accuracies(
         c["history"] = []
     summary, gaps = summarize(cells, METRIC)
     base_gaps = against_baseline(cells, METRIC)
-    drawn = []
-    monkeypatch.setattr(
-        figures, "save_fig", lambda fig, _: (drawn.append(fig.axes), plt.close(fig))
-    )
     figures.learning_curve("x", METRIC, summary, tmp_path / "lc.png", "note", gaps, base_gaps)
     figures.learning_curve("x", METRIC, summary, tmp_path / "lc.png", "note")
-    (accuracy, paired), (alone,) = drawn
+    (accuracy, paired), (alone,) = (fig.axes for fig in saved)
     assert len(accuracy.containers) == 3 == len(alone.containers)  # an error bar per arm
     lines = {c.get_label().split(" (")[0]: c.lines[0] for c in paired.containers}
     assert set(lines) == {"pretrained − scratch", "pretrained − baseline"}  # not scratch − base
@@ -353,7 +344,7 @@ def test_the_learning_curve_shows_the_paired_gaps_by_size_beside_the_accuracies(
     # one size: the axis is centred on it, not stretched to the arms' nudged points
     one = [r for r in summary if r["train_size"] == 100]
     figures.learning_curve("x", METRIC, one, tmp_path / "lc.png", "note")
-    assert drawn[-1][0].get_xlim() == pytest.approx((100 / 1.5, 150))
+    assert saved[-1].axes[0].get_xlim() == pytest.approx((100 / 1.5, 150))
 
 
 def test_lm_snapshots_give_a_row_and_a_gap_per_budget_against_the_same_scratch(tmp_path):
