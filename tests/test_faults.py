@@ -124,11 +124,15 @@ def test_a_damaged_encoder_is_rewritten_by_the_remedy_the_error_prints(overrides
     assert run(*cell).returncode == 0
 
 
-def test_a_resumed_pretraining_equals_an_uninterrupted_one_with_dropout_on(overrides, tmp_path):
+def test_a_resumed_pretraining_equals_an_uninterrupted_one_with_dropout_and_a_schedule(
+    overrides, tmp_path
+):
     """The checkpoint carries the random-number generators' states (dropout masks) and the
-    sampler depends on seed and epoch only: resuming changes no number."""
+    learning-rate schedule's position, and the sampler depends on seed and epoch only:
+    resuming changes no number."""
     ov = [o for o in overrides if not o.startswith(("experiment=", "paths.outputs="))]
     base = ["lmft.pretrain", "experiment=smoke", "lm.epochs=3", "lm.dropout=0.3", *ov]
+    base.append("lm.schedule=one_cycle")
     once = [*base, f"paths.outputs={tmp_path}/once"]
     twice = [*base, f"paths.outputs={tmp_path}/twice"]
     run = lambda a: subprocess.run(  # noqa: E731

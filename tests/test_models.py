@@ -314,6 +314,23 @@ def test_schedules_warm_up_then_decay(schedule, monkeypatch):
         assert head[5] - head[4] == pytest.approx(head[4] - head[3])
 
 
+def test_the_lm_is_constant_by_default_and_follows_a_schedule_when_asked(monkeypatch):
+    assert isinstance(LanguageModel(encoder=ENC, lr=0.01).configure_optimizers(), torch.optim.Adam)
+    lm = LanguageModel(encoder=ENC, lr=0.01, schedule="one_cycle", warmup_frac=0.2)
+    monkeypatch.setattr(LanguageModel, "trainer", SimpleNamespace(estimated_stepping_batches=50))
+    conf = lm.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(50):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(range(50), key=lrs.__getitem__) in (9, 10) and max(lrs) == pytest.approx(0.01)
+    assert lrs[0] == pytest.approx(0.01 / 25) and lrs[-1] < 0.01 / 100
+    with pytest.raises(LmftError, match="lm.schedule must be one of"):
+        LanguageModel(encoder=ENC, schedule="cosine")
+
+
 def test_locked_dropout_shares_one_mask_across_time():
     torch.manual_seed(0)
     x = torch.ones(4, 9, 16)

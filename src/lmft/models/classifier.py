@@ -11,9 +11,9 @@ from torchmetrics.classification import Accuracy
 
 from lmft.errors import LmftError
 from lmft.models.encoder import build_encoder, length_mask
+from lmft.schedules import check_schedule, with_schedule
 
 POOLINGS = ("mean", "max", "last", "concat")
-SCHEDULES = ("constant", "slanted_triangular", "one_cycle")
 
 
 def pool(h: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
@@ -68,8 +68,7 @@ class SentimentClassifier(L.LightningModule):
         super().__init__()
         if pooling not in POOLINGS:
             raise LmftError(f"classifier.pooling must be one of {POOLINGS}, not {pooling!r}")
-        if schedule not in SCHEDULES:
-            raise LmftError(f"classifier.schedule must be one of {SCHEDULES}, not {schedule!r}")
+        check_schedule(schedule, "classifier")
         if num_classes < 2:
             raise LmftError(f"A classifier needs at least 2 classes, not {num_classes}.")
         self.save_hyperparameters(logger=False)
@@ -196,19 +195,4 @@ class SentimentClassifier(L.LightningModule):
         opt = torch.optim.Adam(
             param_groups, lr=hp.lr, eps=hp.adam_eps, weight_decay=hp.weight_decay
         )
-        if hp.schedule == "constant":
-            return opt
-        peak = [g["lr"] for g in param_groups]
-        if hp.schedule == "slanted_triangular":  # ULMFiT's STLR: cut_frac, ratio 32
-            kw = dict(anneal_strategy="linear", div_factor=32.0, final_div_factor=1.0)
-            kw["cycle_momentum"] = False
-        else:
-            kw = {}
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=peak,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            pct_start=hp.warmup_frac,
-            **kw,
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_schedule(self, opt, hp.schedule, hp.warmup_frac)

@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 
 from lmft.errors import LmftError
 from lmft.models.encoder import build_encoder, length_mask
+from lmft.schedules import check_schedule, with_schedule
 
 LOSS_IMPLS = ("auto", "chunked", "fused")
 
@@ -100,7 +101,8 @@ class LanguageModel(L.LightningModule):
     whole: memory stays flat at large batches and vocabularies. `loss_impl` picks how the full
     softmax runs: `chunked` (that, in torch; any device), `fused` (Liger-Kernel's fused linear
     + cross-entropy: several times faster on a GPU) or `auto` (fused where it can run, else
-    chunked; the choice is printed).
+    chunked; the choice is printed). `schedule` and `warmup_frac`: the learning rate over the
+    run's steps (`lmft.schedules`; the reference's is constant).
     """
 
     def __init__(
@@ -115,9 +117,12 @@ class LanguageModel(L.LightningModule):
         tie_weights: bool = False,
         adam_eps: float = 1e-8,
         loss_impl: str = "auto",
+        schedule: str = "constant",
+        warmup_frac: float = 0.1,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
+        check_schedule(schedule, "lm")
         if loss_impl not in LOSS_IMPLS:
             raise LmftError(f"lm.loss_impl must be one of {LOSS_IMPLS}, not {loss_impl!r}.")
         self.encoder = build_encoder(encoder)
@@ -238,6 +243,7 @@ class LanguageModel(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return torch.optim.Adam(
+        opt = torch.optim.Adam(
             self.parameters(), lr=hp.lr, eps=hp.adam_eps, weight_decay=hp.weight_decay
         )
+        return with_schedule(self, opt, hp.schedule, hp.warmup_frac)
