@@ -287,6 +287,7 @@ ULMFIT_SWITCHES = {
     "model.dropout": (0.0, 0.15),
     "model.weight_dropout": (0.0, 0.2),
     "lm.tie_weights": (False, True),
+    "lm.schedule": ("constant", "slanted_triangular"),
     "classifier.lr_decay": (1.0, 2.6),
     "classifier.schedule": ("constant", "slanted_triangular"),
     "classifier.gradual_unfreeze": (False, True),
