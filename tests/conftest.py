@@ -71,7 +71,7 @@ def overrides(fake_archive, tmp_path) -> list[str]:
 @pytest.fixture
 def ulmfit_overrides() -> tuple[list[str], list[str]]:
     """The ulmfit preset's switches at smoke size: the LM's (a 2-layer AWD-LSTM, tied
-    softmax), and what fine-tuning adds (ULMFiT's rates, schedule, unfreezing and pooling;
+    softmax, slanted triangular schedule), and what fine-tuning adds (ULMFiT's rates, schedule, unfreezing and pooling;
     3 epochs, so that unfreezing reaches every layer group)."""
     awd = [
         "model.num_layers=2",
@@ -82,6 +82,7 @@ def ulmfit_overrides() -> tuple[list[str], list[str]]:
         "model.dropout=0.1",
         "model.weight_dropout=0.2",
         "lm.tie_weights=true",
+        "lm.schedule=slanted_triangular",
     ]
     tune = [
         "classifier.lr_decay=2.6",

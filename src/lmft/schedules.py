@@ -19,16 +19,16 @@ def with_schedule(module, opt: torch.optim.Optimizer, schedule: str, warmup_frac
     schedule over the run's steps that rises over the first `warmup_frac` of them to each
     group's rate, then decays:
     - slanted_triangular (ULMFiT's STLR): linear, from and back to rate / 32;
-    - one_cycle: torch's OneCycleLR (cosine, from rate / 25 down to rate / 1e4, with momentum
-      cycling).
+    - one_cycle: torch's OneCycleLR with its defaults (cosine, from rate / 25 down to
+      rate / 2.5e5, with momentum cycling).
     """
     if schedule == "constant":
         return opt
+    kw = {}
     if schedule == "slanted_triangular":
-        kw = dict(anneal_strategy="linear", div_factor=32.0, final_div_factor=1.0)
-        kw["cycle_momentum"] = False
-    else:
-        kw = {}
+        kw = dict(
+            anneal_strategy="linear", div_factor=32.0, final_div_factor=1.0, cycle_momentum=False
+        )
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt,
         max_lr=[g["lr"] for g in opt.param_groups],
