@@ -71,8 +71,9 @@ def overrides(fake_archive, tmp_path) -> list[str]:
 @pytest.fixture
 def ulmfit_overrides() -> tuple[list[str], list[str]]:
     """The ulmfit preset's switches at smoke size: the LM's (a 2-layer AWD-LSTM, tied
-    softmax, slanted triangular schedule), and what fine-tuning adds (ULMFiT's rates, schedule, unfreezing and pooling;
-    3 epochs, so that unfreezing reaches every layer group)."""
+    softmax, slanted triangular schedule), and what fine-tuning adds (ULMFiT's rates,
+    schedule, unfreezing and pooling; 3 epochs, so that unfreezing reaches every layer
+    group)."""
     awd = [
         "model.num_layers=2",
         "model.output_size=32",
