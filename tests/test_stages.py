@@ -139,6 +139,45 @@ def test_finetune_metrics_and_skip(pretrained, cfg_for, overrides, capsys):
         finetune.run(changed, out)
 
 
+def test_runs_stored_before_a_setting_was_added_stay_finished(
+    pretrained, cfg_for, overrides, capsys
+):
+    """An LM and a cell whose stored identities lack the settings added since (`ADDED`, as
+    lmft's older runs stored them) are still finished with those settings' values, and the
+    report reads the values in; another stored value of such a setting is still refused."""
+    from omegaconf import OmegaConf
+
+    from lmft.comparison import load_cells
+    from lmft.identity import ADDED
+
+    cfg, _ = pretrained
+    cell = cfg_for("finetune", [*overrides, "data.train_size=60"])
+    out = Path(cell.paths.sweep_dir) / cell.cell
+    finetune.run(cell, out)
+    files = [Path(cfg.paths.pretrain_dir) / "metrics.json", out / "metrics.json"]
+    for f in files:  # as a run made before the settings existed stored it
+        m = json.loads(f.read_text())
+        for key in ADDED:
+            section, name = key.split(".")
+            del m["identity"][section][name]
+        f.write_text(json.dumps(m))
+    capsys.readouterr()
+    pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+    finetune.run(cell, out)
+    said = capsys.readouterr().out
+    assert "already finished" in said and "skipping" in said
+    (read,), _ = load_cells(out.parent)
+    for key, value in ADDED.items():  # the value runs had before the setting existed
+        section, name = key.split(".")
+        assert read["identity"][section][name] == value
+        assert OmegaConf.load(CONF / section / "default.yaml")[name] == value
+    m = json.loads(files[0].read_text())
+    m["identity"]["lm"]["schedule"] = "one_cycle"
+    files[0].write_text(json.dumps(m))
+    with pytest.raises(LmftError, match="lm.schedule"):
+        pretrain.run(cfg, Path(cfg.paths.pretrain_dir))
+
+
 def test_same_seed_same_metrics(cfg_for, overrides, tmp_path):
     cfg = cfg_for("finetune", [*overrides, "init=scratch", "data.train_size=60"])
     a = finetune.run(cfg, tmp_path / "a")

@@ -12,7 +12,7 @@ from pathlib import Path
 from scipy import stats
 
 from lmft.errors import LmftError
-from lmft.identity import flatten
+from lmft.identity import flatten, stored_identity
 
 ARMS = ("pretrained", "scratch")  # the neural arms
 BASELINE = "baseline"  # the linear yardstick (lmft.baseline): no recipe, no LM
@@ -39,6 +39,8 @@ def load_cells(sweep_dir: Path) -> tuple[list[dict], dict[str, str]]:
         if not all(k in m for k in REQUIRED):
             not_counted[d.name] = "unfinished"
             continue
+        if "identity" in m:
+            m["identity"] = stored_identity(m)
         same = json.dumps(m.get("identity"), sort_keys=True)
         if m.get("identity") and same in seen:
             not_counted[d.name] = f"the settings and seed of {seen[same]}"

@@ -63,6 +63,10 @@ NOT_RESULTS = frozenset(
         "trainer.num_nodes",
     }
 )
+# Settings added after runs were stored, with the value those runs were made with: a stored
+# identity that lacks one has it (so finished runs and cells stay finished when lmft gains a
+# setting). A setting added to a stage's sections joins this list with its default.
+ADDED = {"lm.schedule": "constant", "lm.warmup_frac": 0.1}
 # Keys of a stage's sections that the stage never reads.
 UNREAD = {"pretrain": FINETUNE_ONLY, "baseline": NEURAL_ONLY}
 # A fine-tuning cell's own axes, first in its folder name (`cell_name`).
@@ -130,15 +134,30 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def stored_identity(metrics: dict) -> dict | None:
+    """A finished run's stored identity, with the settings added since it ran (`ADDED`)."""
+    done = metrics.get("identity")
+    if done is None:
+        return None
+    done = json.loads(json.dumps(done))  # a copy
+    for key, value in ADDED.items():
+        section, name = key.split(".", 1)
+        if isinstance(done.get(section), dict):
+            done[section].setdefault(name, value)
+    return done
+
+
 def read_finished(path: Path, identity: dict, what: str, remedy: str = "") -> dict | None:
     """Metrics of a finished run at `path`; None if unfinished; error if other settings made it."""
     if not path.exists():
         return None
     try:
         metrics = json.loads(path.read_text())
-        done = metrics["identity"]
-    except (ValueError, KeyError):
+        done = stored_identity(metrics)
+    except ValueError:
         return None  # unreadable: not finished
+    if done is None:
+        return None
     if done != identity:
         raise LmftError(
             f"{path.parent} holds a finished {what} made with other settings "
