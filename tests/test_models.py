@@ -289,20 +289,25 @@ def test_discriminative_learning_rates_divide_per_group():
     assert len(lrs) == len(clf.layer_groups())  # embedding, lstm1, lstm2, head
 
 
+def rates_over(module, steps: int, monkeypatch):
+    """The module's optimizer after `steps` scheduled steps (a run of that many), and its top
+    group's rate at each step."""
+    monkeypatch.setattr(type(module), "trainer", SimpleNamespace(estimated_stepping_batches=steps))
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "step"
+    top = []
+    for _ in range(steps):
+        top.append(opt.param_groups[-1]["lr"])
+        opt.step()
+        sched.step()
+    return opt, top
+
+
 @pytest.mark.parametrize("schedule", ["slanted_triangular", "one_cycle"])
 def test_schedules_warm_up_then_decay(schedule, monkeypatch):
     clf = SentimentClassifier(encoder=AWD, lr=0.01, lr_decay=2.0, schedule=schedule)
-    monkeypatch.setattr(
-        SentimentClassifier, "trainer", SimpleNamespace(estimated_stepping_batches=100)
-    )
-    conf = clf.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    assert conf["lr_scheduler"]["interval"] == "step"
-    head = []
-    for _ in range(100):
-        head.append(opt.param_groups[-1]["lr"])
-        opt.step()
-        sched.step()
+    opt, head = rates_over(clf, 100, monkeypatch)
     peak = max(range(100), key=head.__getitem__)
     assert 8 <= peak <= 11 and head[peak] == pytest.approx(0.01)  # warmup_frac 0.1
     assert head[0] < 0.01 / 20 and head[-1] < 0.01 / 20
@@ -317,14 +322,7 @@ def test_schedules_warm_up_then_decay(schedule, monkeypatch):
 def test_the_lm_is_constant_by_default_and_follows_a_schedule_when_asked(monkeypatch):
     assert isinstance(LanguageModel(encoder=ENC, lr=0.01).configure_optimizers(), torch.optim.Adam)
     lm = LanguageModel(encoder=ENC, lr=0.01, schedule="one_cycle", warmup_frac=0.2)
-    monkeypatch.setattr(LanguageModel, "trainer", SimpleNamespace(estimated_stepping_batches=50))
-    conf = lm.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    lrs = []
-    for _ in range(50):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    _, lrs = rates_over(lm, 50, monkeypatch)
     assert max(range(50), key=lrs.__getitem__) in (9, 10) and max(lrs) == pytest.approx(0.01)
     assert lrs[0] == pytest.approx(0.01 / 25) and lrs[-1] < 0.01 / 100
     with pytest.raises(LmftError, match="lm.schedule must be one of"):
