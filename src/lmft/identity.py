@@ -8,6 +8,7 @@ cache (`cache_key`), the fine-tuning cells' folders and the pretrain command fin
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def stored_identity(metrics: dict) -> dict | None:
     done = metrics.get("identity")
     if done is None:
         return None
-    done = json.loads(json.dumps(done))  # a copy
+    done = copy.deepcopy(done)
     for key, value in ADDED.items():
         section, name = key.split(".", 1)
         if isinstance(done.get(section), dict):
