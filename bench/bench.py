@@ -34,6 +34,7 @@ from torch import nn
 
 from lmft import build
 from lmft.data import load_corpus
+from lmft.heap import keep_freed_memory
 from lmft.models import LanguageModel
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -326,6 +327,8 @@ def main() -> None:
     if args.repeats < 1 or args.steps < 1 or args.warmup < 0:
         ap.error("--repeats and --steps must be at least 1, --warmup at least 0")
     cfg = bench_config(args.exp, args.overrides)
+    if cfg.trainer.keep_freed_memory:  # as the stages' trainers do; every row, the plain loop too
+        keep_freed_memory()
     torch.manual_seed(0)
     corpus = load_corpus(cfg.data, cfg.pretrain_data)
     n_train, batches = len(corpus.splits["train"]), args.steps + args.warmup

@@ -57,6 +57,7 @@ NOT_RESULTS = frozenset(
         "lm.checkpoint_every",  # how often resume state is written (resuming is exact)
         "trainer.progress_bar",
         "trainer.num_threads",
+        "trainer.keep_freed_memory",  # where freed memory goes, not what is computed
         "trainer.log_every_n_steps",
         "trainer.devices",
         "trainer.accelerator",

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from lmft.heap import keep_freed_memory
 from lmft.io import torch_save
 
 # Lightning's notices that say nothing about this run: one per cell, hundreds per sweep.
@@ -44,6 +45,8 @@ def make_trainer(cfg: DictConfig, out_dir: Path, max_epochs: int, callbacks: lis
     t = cfg.trainer
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
+    if t.keep_freed_memory:
+        keep_freed_memory()
     logger = TensorBoardLogger(
         save_dir=str(out_dir), name="tb", version="", default_hp_metric=False
     )
