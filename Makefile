@@ -29,7 +29,7 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed ## Create .venv and install lmft with its dev tools (idempotent)
 
-run: $(BIN)/.installed ## The main job: pretrain + sweep + report for EXP (default quick: about 20 min on 2 CPU cores)
+run: $(BIN)/.installed ## The main job: pretrain + sweep + report for EXP (default quick: about 15 min on 2 CPU cores)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory pretrain sweep report EXP=$(EXP) ARGS="$(ARGS)" && \
 	echo "make run EXP=$(EXP): $$(( $$(date +%s) - start )) s wall time"
@@ -72,7 +72,7 @@ lint: $(BIN)/.installed ## Ruff lint and format check; no words about how lmft w
 format: $(BIN)/.installed ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests bench && $(BIN)/ruff format src tests bench
 
-bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop, like for like too (EXP's sizes; 3 passes, about 3 min for quick on 2 CPU cores)
+bench: $(BIN)/.installed ## Throughput of lmft's LM and classifier steps vs a plain PyTorch loop, like for like too (EXP's sizes; 3 passes, about 2.5 min for quick on 2 CPU cores)
 	$(BIN)/python bench/bench.py --exp $(EXP) $(ARGS)
 
 # What an offline GPU box (python3.12, torch + triton there) may lack, for bench/gpu_check.sh.
