@@ -45,3 +45,14 @@ def test_training_steps_reuse_freed_memory():
 @pytest.mark.skipif(platform.libc_ver()[0] == "glibc", reason="other C libraries only")
 def test_other_c_libraries_are_left_alone():
     assert keep_freed_memory() is False
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_trainer_setting_decides(cfg_for, overrides, tmp_path, monkeypatch, keep):
+    import lmft.trainer
+
+    calls = []
+    monkeypatch.setattr(lmft.trainer, "keep_freed_memory", lambda: calls.append(1))
+    cfg = cfg_for("finetune", [*overrides, f"trainer.keep_freed_memory={keep}"])
+    lmft.trainer.make_trainer(cfg, tmp_path, 1, [])
+    assert calls == ([1] if keep else [])
