@@ -21,7 +21,7 @@ THRESHOLD = 1 << 30
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds to 1 GiB for this process; whether it applied
     (False where the C library is not glibc: macOS, Windows, musl)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if platform.libc_ver()[0] != "glibc":  # only glibc, hence Linux, names itself so
         return False
     mallopt = ctypes.CDLL(None).mallopt  # the running process's C library
     return all(mallopt(p, THRESHOLD) == 1 for p in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD))
