@@ -48,6 +48,27 @@ def test_extracted_folder_and_unsup_read_like_the_archive(tmp_path):
         assert a[split].texts == b[split].texts and a[split].labels == b[split].labels
 
 
+def lm_texts(corpus) -> int:
+    dm = LMDataModule(corpus, batch_size=4, max_len=10, seed=0)
+    dm.setup()
+    return sum(len(d) for d in dm.train_sets)
+
+
+def test_unlabeled_reviews_are_read_only_when_asked(tmp_path):
+    """By default a run's texts do not depend on which copy of the archive is found: the
+    official one (with train/unsup) gives the labeled-only copy's tokenizer and LM texts."""
+    labeled = make_archive(tmp_path / "labeled.tar.gz", per_class=30)
+    official = make_archive(tmp_path / "official.tar.gz", per_class=30, unsup=50)
+    a = load_corpus(data_cfg(labeled, tmp_path), TASK)
+    b = load_corpus(data_cfg(official, tmp_path), TASK)
+    assert a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
+    assert lm_texts(a) == lm_texts(b) == len(a.pool_idx)
+    with_unsup = load_corpus(data_cfg(official, tmp_path, use_unsup=True), TASK)
+    assert lm_texts(with_unsup) == len(a.pool_idx) + 50
+    with pytest.raises(LmftError, match=r"no unlabeled reviews.*official"):
+        load_corpus(data_cfg(labeled, tmp_path, use_unsup=True), TASK)
+
+
 def test_find_archive_order_and_errors(tmp_path, monkeypatch, fake_archive):
     monkeypatch.setenv(ENV_VAR, str(fake_archive))
     assert find_archive(None) == fake_archive

@@ -164,7 +164,8 @@ def read_imdb(archive: Path) -> dict[str, Reviews]:
 
 class IMDB(DatasetReader):
     """`data=imdb`: the archive `find_archive` finds; its unlabeled reviews only with
-    `data.use_unsup`."""
+    `data.use_unsup` (an error where the archive has none: a run's texts never depend on which
+    copy of the archive was found)."""
 
     def inputs(self) -> list[Path]:
         return [find_archive(self.cfg.archive, self.cfg.data_dir, self.cfg.download)]
@@ -173,4 +174,10 @@ class IMDB(DatasetReader):
         splits = read_imdb(inputs[0])
         if not self.cfg.use_unsup:
             del splits["unsup"]
+        elif not splits["unsup"]:
+            raise LmftError(
+                f"data.use_unsup=true, but {inputs[0]} has no unlabeled reviews "
+                "(aclImdb/train/unsup/): point data.archive at the official "
+                f"aclImdb_v1.tar.gz ({OFFICIAL_URL}), or drop data.use_unsup=true."
+            )
         return splits, ["neg", "pos"]
