@@ -146,6 +146,7 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
     assert "| **this sweep: pretrained, 300 labels, 3 seed(s)** | **91.00** |" in md
     assert "this sweep: scratch, 100" not in md  # anchors sit beside the largest size only
     assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, {})
+    assert "Within each recipe" not in md  # one recipe: no best-against-best lines
 
 
 def test_cells_that_never_beat_chance_on_validation_are_counted_and_named():
@@ -271,6 +272,15 @@ def test_other_axes_make_recipes_and_each_arm_is_judged_at_its_best_on_validatio
     assert best["scratch_recipe"] == "classifier.pooling=mean"  # not concat's 0.90 on test
     assert round(best["gap_mean"], 4) == round(0.76 - 0.74, 4) and best["n_pairs"] == 3
     assert best_against_best(cells[:6], "test/acc") == []  # one arm only: nothing to pair
+    # the answer leads with each arm at its best recipe; concat's own gap (scratch at its worst
+    # on validation) follows, within its recipe
+    md = markdown("x", "test/acc", summary, gaps, len(cells), {}, best=[best])
+    head = md[: md.index("Within each recipe:")]
+    assert (
+        "pretrained (classifier.pooling=concat) − scratch (classifier.pooling=mean) +2.00 points"
+        " [−0.48, +4.48], no measurable difference" in head
+    )
+    assert "pretraining costs" not in head and "pretraining costs" in md
 
 
 def test_recipes_are_spelt_as_overrides_and_every_panel_recipe_is_in_the_legend(tmp_path, saved):

@@ -155,7 +155,7 @@ def markdown(
     lines = [
         f"# lmft report: {name}",
         "",
-        *answer(summary, gaps, base_gaps),
+        *answer(summary, gaps, base_gaps, best),
         *settings,
         f"{n_cells} finished cells; accuracy = `{metric}` on the test split, in % "
         "(the epoch is chosen on validation accuracy; test never selects anything). "
@@ -274,14 +274,32 @@ def _of(gaps: list[dict], row: dict) -> dict | None:
     )  # fmt: skip
 
 
-def answer(summary: list[dict], gaps: list[dict], base_gaps: list[dict]) -> list[str]:
-    """The report's first lines: per size, where the pretrained arm (from its largest LM
-    budget, in each recipe) stands against the linear baseline, then against scratch."""
+def answer(
+    summary: list[dict], gaps: list[dict], base_gaps: list[dict], best: list[dict] = ()
+) -> list[str]:
+    """The report's first lines: where recipes differ, per size, pretrained against scratch
+    each at its best recipe on validation (a recipe can widen the gap by handicapping scratch);
+    then per size, where the pretrained arm (from its largest LM budget, in each recipe) stands
+    against the linear baseline, then against scratch."""
     summary = at_largest_budget(summary)
     top = [r for r in summary if r["init"] == "pretrained"]
     if not top:
         return []
     lines = ["## The answer", ""]
+    if best:
+        lines += [
+            "Each arm at its recipe with the best validation accuracy:",
+            "",
+            *(
+                f"- **{b['labels']} labels**: pretrained ({b['pretrained_recipe']}) − scratch "
+                f"({b['scratch_recipe']}) "
+                f"{verdict(b, 'pretraining pays', 'pretraining costs')}."
+                for b in best
+            ),
+            "",
+            "Within each recipe:",
+            "",
+        ]
     for r in sorted(top, key=lambda r: (r["train_size"], r["recipe"])):
         # this size's arms in this recipe, and the baseline (no recipe)
         rows = [x for x in summary if x["train_size"] == r["train_size"]
