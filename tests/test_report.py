@@ -146,7 +146,10 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
     assert "| **this sweep: pretrained, 300 labels, 3 seed(s)** | **91.00** |" in md
     assert "this sweep: scratch, 100" not in md  # anchors sit beside the largest size only
     assert "Published anchors" not in markdown("x", "test/acc", summary, gaps, 12, {})
-    assert "Within each recipe" not in md  # one recipe: no best-against-best lines
+    one_recipe = markdown(
+        "x", "test/acc", summary, gaps, len(cells), {}, best=best_against_best(cells, "test/acc")
+    )
+    assert "Within each recipe" not in one_recipe  # one recipe: no best-against-best lines
 
 
 def test_cells_that_never_beat_chance_on_validation_are_counted_and_named():
