@@ -38,7 +38,7 @@ def test_reads_layout_labels_ratings_and_br(fake_archive):
     assert not any("<br" in t for t in r["train"].texts)
 
 
-def test_extracted_folder_and_unsup_read_like_the_archive(tmp_path):
+def test_extracted_folder_and_unsup_read_like_the_archive_and_only_when_asked(tmp_path):
     arc = make_archive(tmp_path / "a.tar.gz", per_class=5, unsup=7)
     with tarfile.open(arc) as t:
         t.extractall(tmp_path / "x", filter="data")
@@ -46,6 +46,11 @@ def test_extracted_folder_and_unsup_read_like_the_archive(tmp_path):
     assert len(a["unsup"]) == 7 and all(y == -1 for y in a["unsup"].labels)
     for split in ("train", "test", "unsup"):
         assert a[split].texts == b[split].texts and a[split].labels == b[split].labels
+    for labeled in (read_imdb(arc, unsup=False), read_imdb(tmp_path / "x" / "aclImdb", False)):
+        assert len(labeled["unsup"]) == 0
+        assert (
+            labeled["train"].texts == a["train"].texts and labeled["test"].texts == a["test"].texts
+        )
 
 
 def lm_texts(corpus) -> int:

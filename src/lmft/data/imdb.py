@@ -116,17 +116,21 @@ def _clean(raw: bytes, name: str) -> str:
     return text
 
 
-def _iter_files(archive: Path):
-    """Yield (member name, bytes) for every review file in a .tar.gz or an extracted folder."""
+def _iter_files(archive: Path, unsup: bool):
+    """Yield (member name, bytes) for every review file in a .tar.gz or an extracted folder;
+    the unlabeled ones (train/unsup) only if `unsup`."""
     if archive.is_dir():
         root = archive if archive.name == "aclImdb" else archive / "aclImdb"
         for p in sorted(root.glob("*/*/*.txt")):
-            yield f"aclImdb/{p.relative_to(root).as_posix()}", p.read_bytes()
+            name = f"aclImdb/{p.relative_to(root).as_posix()}"
+            if unsup or p.parent.name != "unsup":
+                yield name, p.read_bytes()
         return
     try:
         with tarfile.open(archive, "r:*") as tar:
             for m in tar:
-                if m.isfile() and _REVIEW.match(m.name):
+                review = m.isfile() and _REVIEW.match(m.name)
+                if review and (unsup or review[2] != "unsup"):
                     yield m.name, tar.extractfile(m).read()
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LmftError(
@@ -135,10 +139,11 @@ def _iter_files(archive: Path):
         ) from e
 
 
-def read_imdb(archive: Path) -> dict[str, Reviews]:
-    """Read train/test (and unsup when present) reviews; `<br />` becomes whitespace."""
+def read_imdb(archive: Path, unsup: bool = True) -> dict[str, Reviews]:
+    """Read train/test reviews, and the unlabeled ones (when present) if `unsup`; `<br />`
+    becomes whitespace."""
     rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in SPLITS}
-    for name, raw in _iter_files(archive):
+    for name, raw in _iter_files(archive, unsup):
         m = _REVIEW.match(name)
         if not m:
             continue
@@ -171,10 +176,8 @@ class IMDB(DatasetReader):
         return [find_archive(self.cfg.archive, self.cfg.data_dir, self.cfg.download)]
 
     def read(self, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
-        splits = read_imdb(inputs[0])
-        if not self.cfg.use_unsup:
-            del splits["unsup"]
-        elif not splits["unsup"]:
+        splits = read_imdb(inputs[0], unsup=self.cfg.use_unsup)
+        if self.cfg.use_unsup and not splits["unsup"]:
             raise LmftError(
                 f"data.use_unsup=true, but {inputs[0]} has no unlabeled reviews "
                 "(aclImdb/train/unsup/): point data.archive at the official "
