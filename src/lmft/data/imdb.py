@@ -116,21 +116,26 @@ def _clean(raw: bytes, name: str) -> str:
     return text
 
 
+def _wanted(name: str, unsup: bool) -> bool:
+    """Whether a member or file is a review to read: labeled ones always, unlabeled if `unsup`."""
+    m = _REVIEW.match(name)
+    return bool(m) and (unsup or m[2] != "unsup")
+
+
 def _iter_files(archive: Path, unsup: bool):
-    """Yield (member name, bytes) for every review file in a .tar.gz or an extracted folder;
-    the unlabeled ones (train/unsup) only if `unsup`."""
+    """Yield (member name, bytes) for every review file `_wanted` keeps, in a .tar.gz or an
+    extracted folder."""
     if archive.is_dir():
         root = archive if archive.name == "aclImdb" else archive / "aclImdb"
         for p in sorted(root.glob("*/*/*.txt")):
             name = f"aclImdb/{p.relative_to(root).as_posix()}"
-            if unsup or p.parent.name != "unsup":
+            if _wanted(name, unsup):
                 yield name, p.read_bytes()
         return
     try:
         with tarfile.open(archive, "r:*") as tar:
             for m in tar:
-                review = m.isfile() and _REVIEW.match(m.name)
-                if review and (unsup or review[2] != "unsup"):
+                if m.isfile() and _wanted(m.name, unsup):
                     yield m.name, tar.extractfile(m).read()
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LmftError(
@@ -144,10 +149,7 @@ def read_imdb(archive: Path, unsup: bool = True) -> dict[str, Reviews]:
     becomes whitespace."""
     rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in SPLITS}
     for name, raw in _iter_files(archive, unsup):
-        m = _REVIEW.match(name)
-        if not m:
-            continue
-        split, folder, file_id, rating = m.groups()
+        split, folder, file_id, rating = _REVIEW.match(name).groups()
         split = "unsup" if folder == "unsup" else split
         label = {"pos": 1, "neg": 0, "unsup": -1}[folder]
         rating = int(rating) if folder != "unsup" else 0
