@@ -116,27 +116,27 @@ def _clean(raw: bytes, name: str) -> str:
     return text
 
 
-def _wanted(name: str, unsup: bool) -> bool:
-    """Whether a member or file is a review to read: labeled ones always, unlabeled if `unsup`."""
+def _review(name: str, unsup: bool) -> re.Match | None:
+    """The layout match of a member or file that is a review to read (labeled ones always,
+    unlabeled ones if `unsup`); None for anything else."""
     m = _REVIEW.match(name)
-    return bool(m) and (unsup or m[2] != "unsup")
+    return m if m and (unsup or m[2] != "unsup") else None
 
 
 def _iter_files(archive: Path, unsup: bool):
-    """Yield (member name, bytes) for every review file `_wanted` keeps, in a .tar.gz or an
-    extracted folder."""
+    """Yield (layout match, bytes) for every review file `_review` keeps, in a .tar.gz or an
+    extracted folder; the match's string is the member name."""
     if archive.is_dir():
         root = archive if archive.name == "aclImdb" else archive / "aclImdb"
         for p in sorted(root.glob("*/*/*.txt")):
-            name = f"aclImdb/{p.relative_to(root).as_posix()}"
-            if _wanted(name, unsup):
-                yield name, p.read_bytes()
+            if m := _review(f"aclImdb/{p.relative_to(root).as_posix()}", unsup):
+                yield m, p.read_bytes()
         return
     try:
         with tarfile.open(archive, "r:*") as tar:
-            for m in tar:
-                if m.isfile() and _wanted(m.name, unsup):
-                    yield m.name, tar.extractfile(m).read()
+            for member in tar:
+                if member.isfile() and (m := _review(member.name, unsup)):
+                    yield m, tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LmftError(
             f"Cannot read {archive} as a tar archive ({type(e).__name__}: {e}). "
@@ -148,12 +148,12 @@ def read_imdb(archive: Path, unsup: bool = True) -> dict[str, Reviews]:
     """Read train/test reviews, and the unlabeled ones (when present) if `unsup`; `<br />`
     becomes whitespace."""
     rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in SPLITS}
-    for name, raw in _iter_files(archive, unsup):
-        split, folder, file_id, rating = _REVIEW.match(name).groups()
+    for m, raw in _iter_files(archive, unsup):
+        split, folder, file_id, rating = m.groups()
         split = "unsup" if folder == "unsup" else split
         label = {"pos": 1, "neg": 0, "unsup": -1}[folder]
         rating = int(rating) if folder != "unsup" else 0
-        rows[split].append((label, int(file_id), rating, _clean(raw, name)))
+        rows[split].append((label, int(file_id), rating, _clean(raw, m.string)))
     for split in ("train", "test"):
         counts = {lab: sum(r[0] == lab for r in rows[split]) for lab in (0, 1)}
         if min(counts.values()) == 0:
