@@ -235,9 +235,22 @@ def against_baseline(cells: list[dict], metric: str) -> list[dict]:
     return out
 
 
+def best_on_validation(options: dict[tuple, dict]) -> tuple:
+    """Of one arm's options at one size ((recipe, LM budget) -> {seed: cell}), the one with the
+    best mean validation accuracy over the seeds all options have (each option's own seeds where
+    they share none), so that seeds added to one recipe do not change the choice."""
+    shared = set.intersection(*(set(runs) for runs in options.values()))
+
+    def validation(option: tuple) -> float:
+        seeds = shared or options[option]
+        return sum(options[option][s]["val/acc_best"] for s in seeds) / len(seeds)
+
+    return max(sorted(options, key=lambda o: (o[0], o[1] or 0)), key=validation)
+
+
 def best_against_best(cells: list[dict], metric: str) -> list[dict]:
     """Per size: each arm's best recipe (for the pretrained arm, with its LM budget), chosen on
-    mean validation accuracy (never on test), then the paired test gap between the two
+    validation (`best_on_validation`, never on test), then the paired test gap between the two
     choices. Empty when the sweep has one recipe and one LM budget."""
     several = len(budgets(cells)) > 1
     if not varying_keys(cells) and not several:
@@ -253,12 +266,7 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
         for arm in ARMS:
             options = {(r, lm): runs for (r, a, s, lm), runs in by.items() if (a, s) == (arm, size)}
             if options:
-                chosen[arm] = max(
-                    sorted(options, key=lambda o: (o[0], o[1] or 0)),
-                    key=lambda o: (
-                        sum(c["val/acc_best"] for c in options[o].values()) / len(options[o])
-                    ),
-                )
+                chosen[arm] = best_on_validation(options)
         if len(chosen) < 2:
             continue
         pre, scr = chosen["pretrained"], chosen["scratch"]

@@ -206,7 +206,8 @@ def markdown(
         lines += [
             "",
             "Best recipe against best recipe: per size, each arm's recipe with the best mean "
-            "validation accuracy (chosen on validation only), then the paired test gap "
+            "validation accuracy over the seeds all its recipes have (chosen on validation "
+            "only), then the paired test gap "
             "between the two choices. Unlike the per-recipe gaps above, this compares each "
             "arm at its own best settings.",
             "",
