@@ -71,6 +71,9 @@ def test_one_key_is_treated_alike_by_every_consumer(with_overrides, fake_archive
         cell_name("pretrained", "all", 0)
         == "init=pretrained,n=all,seed=0,classifier.pooling=max,lm.lr=0.01"
     )
+    # a scratch cell never reads the LM: neither its folder nor its identity names the LM's keys
+    assert cell_name("scratch", "all", 0) == "init=scratch,n=all,seed=0,classifier.pooling=max"
+    assert "lm" not in run_identity(cfg, "scratch") and "lm" in run_identity(cfg, "finetune")
     cmd = pretrain_command(cfg)
     assert "lm.lr=0.01" in cmd and "pooling" not in cmd and "data.train_size" not in cmd
     other = with_overrides("lm_name=big", "lm.lr=0.01")

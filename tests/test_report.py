@@ -5,7 +5,14 @@ import math
 
 import pytest
 
-from lmft.comparison import ARMS, best_against_best, load_cells, mean_ci, summarize
+from lmft.comparison import (
+    ARMS,
+    beside_each_lm,
+    best_against_best,
+    load_cells,
+    mean_ci,
+    summarize,
+)
 from lmft.tables import caption, markdown, settings_lines
 
 METRIC = "test/acc_at_best_val"
@@ -29,6 +36,7 @@ def cell(init, size, seed, acc):
         {"epoch": 2, "val/acc": 0.6, "test/acc": acc},
     ]
     return {
+        "cell": f"init={init},n={size},seed={seed}",  # its folder's name
         "init": init,
         "train_size": size,
         "seed": seed,
@@ -125,6 +133,45 @@ def test_half_written_and_repeated_cells_are_not_counted_and_say_why(tmp_path):
     assert [r["n_seeds"] for r in summary] == [2]
     md = markdown("x", "test/acc", summary, gaps, len(cells), not_counted)
     assert "Not counted: `a,classifier.pooling=mean` (the settings and seed of a), `b` " in md
+
+
+def test_scratch_cells_trained_once_stand_beside_every_lm_setting(tmp_path):
+    """A scratch cell never reads the LM: its identity has no `lm` section, so a sweep over two
+    LMs trains it once, and each LM's pretrained cells pair with it. A scratch cell stored with
+    an `lm` section (as lmft stored them before) is the same cell: counted once."""
+
+    def make(init, seed, acc, lm_epochs=None):
+        c = cell(init, 100, seed, acc)
+        c["identity"] = {"init": {"name": init}, "seed": seed, "classifier": {"lr": 1e-3}}
+        if lm_epochs:
+            c["identity"]["lm"] = {"epochs": lm_epochs}
+        if init == "pretrained":
+            c["lm"] = {"dir": f"lm{lm_epochs}", "epochs": lm_epochs, "val/ppl": 100.0}
+        return c
+
+    folders = {f"init=scratch,n=100,seed={s}": make("scratch", s, 0.70 + s / 100) for s in (0, 1)}
+    folders["init=scratch,n=100,seed=0,lm.epochs=8"] = make("scratch", 0, 0.70, lm_epochs=8)
+    for e, acc in ((2, 0.72), (8, 0.75)):
+        for s in (0, 1):
+            folders[f"init=pretrained,n=100,seed={s},lm.epochs={e}"] = make("pretrained", s, acc, e)
+    for name, m in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+    found, not_counted = load_cells(tmp_path)
+    legacy = "init=scratch,n=100,seed=0,lm.epochs=8"
+    assert not_counted == {legacy: "the settings and seed of init=scratch,n=100,seed=0"}
+    assert sum(c["init"] == "scratch" for c in found) == 2  # trained, and listed, once
+    cells = beside_each_lm(found)
+    assert sum(c["init"] == "scratch" for c in cells) == 4  # beside each of the two LMs
+    _, gaps = summarize(cells, "test/acc")
+    assert {g["recipe"]: (g["n_pairs"], round(g["gap_mean"], 4)) for g in gaps} == {
+        "lm.epochs=2": (2, round(0.72 - 0.705, 4)),
+        "lm.epochs=8": (2, round(0.75 - 0.705, 4)),
+    }
+    (best,) = best_against_best(cells, "test/acc")  # scratch's recipe names no LM setting
+    assert (best["pretrained_recipe"], best["scratch_recipe"]) == ("lm.epochs=2, LM epoch 2", "–")
+    alone = [c for c in found if c["init"] == "scratch"]
+    assert beside_each_lm(alone) == alone  # no LM in the sweep: nothing to stand beside
 
 
 def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from scipy import stats
 
 from lmft.errors import LmftError
-from lmft.identity import flatten, stored_identity
+from lmft.identity import STAGE_SECTIONS, cell_stage, flatten, reads, stored_identity
 
 ARMS = ("pretrained", "scratch")  # the neural arms
 BASELINE = "baseline"  # the linear yardstick (lmft.baseline): no recipe, no LM
@@ -40,7 +40,7 @@ def load_cells(sweep_dir: Path) -> tuple[list[dict], dict[str, str]]:
             not_counted[d.name] = "unfinished"
             continue
         if "identity" in m:
-            m["identity"] = stored_identity(m)
+            m["identity"] = stored_identity(m, STAGE_SECTIONS[cell_stage(m["init"])])
         same = json.dumps(m.get("identity"), sort_keys=True)
         if m.get("identity") and same in seen:
             not_counted[d.name] = f"the settings and seed of {seen[same]}"
@@ -50,6 +50,26 @@ def load_cells(sweep_dir: Path) -> tuple[list[dict], dict[str, str]]:
     if not cells:
         raise LmftError(f"No finished cells in {sweep_dir}; run or resume the sweep first.")
     return cells, not_counted
+
+
+def beside_each_lm(cells: list[dict]) -> list[dict]:
+    """The cells as the tables and figures compare them: a scratch cell, which never reads the
+    LM (its identity has no `lm` section), stands beside the pretrained cells of every LM
+    setting the sweep holds, once per setting (a copy with that setting's `lm` section). So a
+    sweep over LM settings trains its scratch cells once, and each LM's recipe pairs with them."""
+    lms = {}
+    for c in cells:
+        lm = (c.get("identity") or {}).get("lm")
+        if c["init"] == "pretrained" and lm is not None:
+            lms.setdefault(json.dumps(lm, sort_keys=True), lm)
+    out = []
+    for c in cells:
+        identity = c.get("identity")
+        if c["init"] == "scratch" and identity and "lm" not in identity and lms:
+            out += [{**c, "identity": {**identity, "lm": lm}} for lm in lms.values()]
+        else:
+            out.append(c)
+    return out
 
 
 def mean_ci(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -255,10 +275,13 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
     several = len(budgets(cells)) > 1
     if not varying_keys(cells) and not several:
         return []
-    by, out, labels = _groups(cells), [], size_labels(cells)
+    by, out, labels, keys = _groups(cells), [], size_labels(cells), varying_keys(cells)
 
-    def label(option: tuple) -> str:
+    def label(option: tuple, arm: str, size: int) -> str:
         rec, lm = option
+        if arm == "scratch":  # the settings a scratch cell reads: not the LM's (beside_each_lm)
+            one = next(iter(by[(rec, arm, size, lm)].values()))
+            rec = recipe(one, [k for k in keys if reads(k, "scratch")])
         return ", ".join(x for x in (rec, f"LM epoch {lm}" if several and lm else "") if x) or "–"
 
     for size in sorted({s for _, _, s, _ in by}):
@@ -278,8 +301,8 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
                 {
                     "train_size": size,
                     "labels": labels[size],
-                    "pretrained_recipe": label(pre),
-                    "scratch_recipe": label(scr),
+                    "pretrained_recipe": label(pre, "pretrained", size),
+                    "scratch_recipe": label(scr, "scratch", size),
                     **gap,
                 }
             )

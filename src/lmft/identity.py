@@ -16,10 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmft.errors import LmftError
 
-# The config sections each stage reads (its identity); finetune's include the LM's settings.
+# The config sections each stage reads (its identity); finetune's (the pretrained arm's cells)
+# include the LM's settings.
 STAGE_SECTIONS = {
     "pretrain": ("data", "pretrain_data", "model", "lm", "trainer"),
     "finetune": ("data", "pretrain_data", "model", "lm", "classifier", "trainer", "init", "seed"),
+    # the scratch arm never reads the LM: one scratch cell serves every LM setting of a sweep
+    "scratch": ("data", "pretrain_data", "model", "classifier", "trainer", "init", "seed"),
     # the linear baseline arm (init=baseline) reads the raw texts: no LM, encoder or tokenizer
     "baseline": ("data", "init", "seed"),
 }
@@ -82,7 +85,7 @@ def reads(key: str, stage: str) -> bool:
 
 def cell_stage(init: str) -> str:
     """The stage whose identity a fine-tuning cell of arm `init` has."""
-    return "baseline" if init == "baseline" else "finetune"
+    return init if init in ("scratch", "baseline") else "finetune"
 
 
 def decides(key: str, stage: str) -> bool:
@@ -136,12 +139,14 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def stored_identity(metrics: dict) -> dict | None:
-    """A finished run's stored identity, with the settings added since it ran (`ADDED`)."""
+def stored_identity(metrics: dict, sections) -> dict | None:
+    """A finished run's stored identity: its `sections` (those its stage reads today; a scratch
+    cell stored before lmft left out the LM it never reads has an `lm` section, dropped), with
+    the settings added since it ran (`ADDED`)."""
     done = metrics.get("identity")
     if done is None:
         return None
-    done = copy.deepcopy(done)
+    done = {s: copy.deepcopy(v) for s, v in done.items() if s in sections}
     for key, value in ADDED.items():
         section, name = key.split(".", 1)
         if isinstance(done.get(section), dict):
@@ -155,7 +160,7 @@ def read_finished(path: Path, identity: dict, what: str, remedy: str = "") -> di
         return None
     try:
         metrics = json.loads(path.read_text())
-        done = stored_identity(metrics)
+        done = stored_identity(metrics, identity)
     except ValueError:
         return None  # unreadable: not finished
     if done is None:

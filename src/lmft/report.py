@@ -32,6 +32,7 @@ from lmft.comparison import (
     against_baseline,
     at_chance,
     at_largest_budget,
+    beside_each_lm,
     best_against_best,
     budgets,
     lm_epochs,
@@ -51,7 +52,8 @@ OPTIONAL_FILES = frozenset(
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     sweep_dir, out_dir = Path(cfg.sweep_dir), Path(out_dir)
-    cells, not_counted = load_cells(sweep_dir)
+    found, not_counted = load_cells(sweep_dir)
+    cells = beside_each_lm(found)  # compared: each scratch cell beside every LM setting
     name = sweep_dir.name  # the folder read (= the preset's name unless another was given)
     summary, gaps = summarize(cells, cfg.metric)
     best = best_against_best(cells, cfg.metric)
@@ -71,7 +73,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             "test_acc_curve_max": c.get("test/acc_curve_max"),
             **c.get("provenance", {}),
         }
-        for c in cells
+        for c in found
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -83,13 +85,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     write_csv(out("summary.csv"), summary)
     write_csv(out("cells.csv"), cell_rows)
     # every neural cell's per-epoch history, one file: small enough to keep beside cells.csv
-    epochs = [{"cell": c["cell"], **row} for c in cells for row in c["history"]]
+    epochs = [{"cell": c["cell"], **row} for c in found for row in c["history"]]
     if epochs:
         write_csv(out("histories.csv"), epochs)
     # every cell's full settings and the code that made it (versions, git commit)
     write_json(
         out("cells.json"),
-        [{k: c.get(k) for k in ("cell", "identity", "provenance")} for c in cells],
+        [{k: c.get(k) for k in ("cell", "identity", "provenance")} for c in found],
     )
     if gaps:
         write_csv(out("gaps.csv"), gaps)
@@ -122,10 +124,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         cfg.metric,
         summary,
         gaps,
-        len(cells),
+        len(found),
         not_counted,
         anchors,
-        [*best_model_lines(cells, sweep_dir), *settings_lines(cells)],
+        [*best_model_lines(found, sweep_dir), *settings_lines(cells)],
         best,
         base_gaps,
     )

@@ -66,10 +66,8 @@ def settings_lines(cells: list[dict]) -> list[str]:
             f"C in {grid['C']}, model and C chosen per cell on validation "
             f"({', '.join(f'{m}: {n} cells' for m, n in sorted(chosen.items()))})"
         )
-    code = Counter(
-        (str(p.get("git_commit")), p.get("git_tree"))
-        for p in (c.get("provenance") or {} for c in cells)
-    )
+    made = {c["cell"]: c.get("provenance") or {} for c in cells}  # each once (beside_each_lm)
+    code = Counter((str(p.get("git_commit")), p.get("git_tree")) for p in made.values())
     lines.append(
         "- code: lmft commit "
         + ", ".join(
