@@ -132,9 +132,11 @@ def test_refused_sizes_leave_no_cell_folder(overrides, tmp_path):
         r = cli("lmft.finetune", "experiment=smoke", "init=scratch", f"data.train_size={size}",
                 *ov, cwd=tmp_path)  # fmt: skip
         assert r.returncode == 2 and "data.train_size" in r.stderr, r.stderr
-    r = cli("lmft.finetune", "-m", "experiment=smoke", "init=scratch", "data.train_size=-5",
+        assert "Reading" not in r.stdout + r.stderr  # refused before the data is read
+    r = cli("lmft.finetune", "-m", "experiment=smoke", "init=scratch", "data.train_size=50,lots",
             *ov, cwd=tmp_path)  # fmt: skip
-    assert r.returncode == 2
+    assert r.returncode == 2 and "data.train_size='lots'" in r.stderr, r.stderr
+    assert "Reading" not in r.stdout + r.stderr
     sweep = tmp_path / "outputs/sweeps/smoke"
     assert not sweep.exists()  # a sweep refused at its first cell leaves no folder
     r = cli("lmft.finetune", "-m", "experiment=smoke", "init=pretrained", *ov, cwd=tmp_path)

@@ -51,6 +51,9 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     """A cell, unless it is finished (skipped) or another process is training it (skipped:
     a rerun picks up its result)."""
+    from lmft.data.splits import requested_size
+
+    requested_size(cfg.data.train_size)  # a malformed size is refused before any data is read
     out_dir = Path(out_dir)
     identity = run_identity(cfg, cell_stage(cfg.init.name))
 
