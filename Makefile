@@ -83,7 +83,7 @@ gpu-wheels: $(BIN)/.installed ## Download into bench/wheels what gpu-check insta
 	$(BIN)/pip wheel --no-deps -w bench/wheels antlr4-python3-runtime==4.9.3
 	$(BIN)/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $(GPU_PLATFORMS) -d bench/wheels $(GPU_WHEELS)
 
-gpu-check: ## On a GPU machine: the seed protocol end to end, timed, then the GPU tests (FAST=1, DEADLINE_S=, ABLATION=1, EXTRA=, B32_EPOCHS=, BENCH=1: docs/gpu.md)
+gpu-check: ## On a GPU machine: the seed protocol end to end, timed, then the GPU tests (FAST=1, DEADLINE_S=, ABLATION=1, EXTRA=, B32_EPOCHS=, B32_SIZE=, BENCH=1: docs/gpu.md)
 	bash bench/gpu_check.sh
 
 tensorboard: $(BIN)/.installed ## Serve TensorBoard over outputs/ (make tensorboard PORT=6007: another port; filters: docs/tensorboard.md)

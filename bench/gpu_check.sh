@@ -32,7 +32,9 @@
 #   EXTRA="..."  more cells in the protocol's sweep (e.g. "data.train_size=1000 seed=3,4,5,6,7,8,9"),
 #                then its report again
 #   B32_EPOCHS=N an LM at the reference's batch 32 (lr 1e-3) for N epochs, to set beside the
-#                protocol's at equal epochs (validated at batch 512, as the protocol's LM)
+#                protocol's at equal epochs (validated at batch 512, as the protocol's LM);
+#                B32_SIZE=N then its pretrained cells at N labels (the preset's seeds) in the
+#                sweep <EXP>_b32, against the protocol's scratch and baseline cells there, copied
 #   BENCH=1      bench/bench.py --keras: lmft (also like for like), a plain loop and the
 #                reference's Keras code, BENCH_REPEATS (3) passes
 set -uo pipefail
@@ -253,8 +255,24 @@ if [ -n "${EXTRA:-}" ] && [ "$lm_rc" = 0 ] && ! late "extra cells" "${EXTRA_S:-1
 fi
 if [ -n "${B32_EPOCHS:-}" ] && ! late "batch-32 LM" "$((30 * B32_EPOCHS))"; then
   stamp "LM at the reference's batch 32 ($B32_EPOCHS epochs)"
-  $PY -m lmft.pretrain "${C[@]}" name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 \
-    lm.epochs="$B32_EPOCHS" lm.eval_batch_size=512 lm.snapshots=[] 2>&1 | keep -v ': step ' || fail "batch-32 LM"
+  B=(name="${EXP}_b32" lm.batch_size=32 lm.lr=1e-3 lm.epochs="$B32_EPOCHS")
+  if $PY -m lmft.pretrain "${C[@]}" "${B[@]}" lm.eval_batch_size=512 lm.snapshots=[] 2>&1 |
+    keep -v ': step '; then
+    if [ -n "${B32_SIZE:-}" ] && ! late "batch-32 cells" "${B32_CELLS_S:-90}"; then
+      # beside the protocol's scratch and baseline cells at that size, copied (a scratch cell
+      # never reads the LM: the same cell, under the same folder name)
+      stamp "the batch-32 LM's pretrained cells at $B32_SIZE labels, sweep ${EXP}_b32"
+      mkdir -p "$RUNS/sweeps/${EXP}_b32"
+      for d in "$RUNS/sweeps/$EXP"/init={scratch,baseline},n="$B32_SIZE",seed=*; do
+        [ -f "$d/metrics.json" ] && [ ! -e "$RUNS/sweeps/${EXP}_b32/${d##*/}" ] &&
+          cp -rp "$d" "$RUNS/sweeps/${EXP}_b32/"
+      done
+      sweep "${B[@]}" init=pretrained data.train_size="$B32_SIZE" || fail "batch-32 cells"
+      report "${B[@]}"
+    fi
+  else
+    fail "batch-32 LM"
+  fi
   pack
 fi
 # More warm-up and timed steps than bench's defaults: with 10 steps after 2 warm-up ones the

@@ -54,18 +54,22 @@ def survivors(tmp_path: Path) -> list[str]:
 def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_report(
     fake_archive, tmp_path
 ):
-    log, runs = gpu_check(tmp_path, fake_archive)
+    log, runs = gpu_check(tmp_path, fake_archive, B32_EPOCHS="1", B32_SIZE="50")
     assert not [line for line in log.splitlines() if "[gpu-check" in line and "failed" in line], (
         log[-3000:]
     )
     assert "protocol smoke: pretrain" in log and "total" in log
     with tarfile.open(runs) as tar:
         names = tar.getnames()
-        cells = list(
-            csv.DictReader(io.TextIOWrapper(tar.extractfile("runs/reports/smoke/cells.csv")))
-        )
+
+        def rows(report):
+            return list(csv.DictReader(io.TextIOWrapper(tar.extractfile(f"runs/reports/{report}"))))
+
+        cells, b32_gaps = rows("smoke/cells.csv"), rows("smoke_b32/gaps.csv")
         histories = tar.extractfile("runs/reports/smoke/histories.csv").read().decode()
-    finished = {n.split("/")[3] for n in names if n.endswith("/metrics.json") and "/sweeps/" in n}
+    finished = {
+        n.split("/")[3] for n in names if n.endswith("/metrics.json") and "/sweeps/smoke/" in n
+    }
     grid = {
         f"init={i},n={n},seed=0" for i in ("pretrained", "scratch", "baseline") for n in (50, "all")
     }
@@ -73,6 +77,8 @@ def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_re
     assert {c["init"] for c in cells} == {"pretrained", "scratch", "baseline"} and len(cells) == 6
     assert "epoch" in histories.splitlines()[0] and len(histories.splitlines()) > 4
     assert not [n for n in names if n.endswith((".pt", ".ckpt"))], "weights are not packed"
+    # B32_SIZE: the batch-32 LM's pretrained cells, paired with the protocol's scratch cells
+    assert [(g["labels"], g["n_pairs"]) for g in b32_gaps] == [("50", "1")]
     # bench/timeline.py's table: one line per cell
     assert sum(f"{cell} " in log for cell in grid) == len(grid)
     assert not survivors(tmp_path)
