@@ -64,7 +64,8 @@ def test_ddp_inside_a_multirun_runs_each_job_once(ov, tmp_path):
     r = cli("lmft.finetune", "-m", *args, *DDP, "init=scratch", cwd=tmp_path)
     sweep = tmp_path / "out/sweeps/smoke"
     cells = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    extra = "classifier.dropout=0,lm.dropout=0,trainer.precision=32-true"  # trainer=ddp: not
+    # trainer=ddp is not in the name; nor is lm.dropout: a scratch cell never reads the LM
+    extra = "classifier.dropout=0,trainer.precision=32-true"
     assert cells == [f"init=scratch,n={n},seed=0,{extra}" for n in (50, "all")]
     for c in cells:
         assert (sweep / c / "metrics.json").exists()

@@ -51,9 +51,6 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     """A cell, unless it is finished (skipped) or another process is training it (skipped:
     a rerun picks up its result)."""
-    from lmft.data.splits import requested_size
-
-    requested_size(cfg.data.train_size)  # a malformed size is refused before any data is read
     out_dir = Path(out_dir)
     identity = run_identity(cfg, cell_stage(cfg.init.name))
 
@@ -73,6 +70,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             return {}
         if done := finished():  # it finished between the check above and the lock
             return done
+        from lmft.data.splits import requested_size  # imports torch: not for a finished cell
+
+        requested_size(cfg.data.train_size)  # a malformed size, refused before data is read
         if cfg.init.name == "baseline":  # the linear yardstick: scikit-learn, no torch model
             from lmft.baseline import run_cell
 
