@@ -272,10 +272,10 @@ def best_against_best(cells: list[dict], metric: str) -> list[dict]:
     """Per size: each arm's best recipe (for the pretrained arm, with its LM budget), chosen on
     validation (`best_on_validation`, never on test), then the paired test gap between the two
     choices. Empty when the sweep has one recipe and one LM budget."""
-    several = len(budgets(cells)) > 1
-    if not varying_keys(cells) and not several:
+    several, keys = len(budgets(cells)) > 1, varying_keys(cells)
+    if not keys and not several:
         return []
-    by, out, labels, keys = _groups(cells), [], size_labels(cells), varying_keys(cells)
+    by, out, labels = _groups(cells), [], size_labels(cells)
 
     def label(option: tuple, arm: str, size: int) -> str:
         rec, lm = option

@@ -46,7 +46,7 @@ def check_cells(cells: list[DictConfig]) -> None:
     finished LM (unless the cell is to wait for one in training, `init.wait_s`)."""
     from lmft.data.corpus import read_task, validation_and_pool
     from lmft.data.reader import dataset_reader
-    from lmft.data.splits import parse_train_size, requested_size
+    from lmft.data.splits import is_all, parse_train_size, requested_size
     from lmft.pretrained import finished_lm
 
     for cfg in cells:  # malformed sizes first: refused before any data is read
@@ -54,7 +54,7 @@ def check_cells(cells: list[DictConfig]) -> None:
     pools: dict[str, int] = {}
     for cfg in cells:
         size = cfg.data.train_size
-        if requested_size(size) is not None:  # "all" fits any pool: no data to read for it
+        if not is_all(size):  # "all" fits any pool: no data to read for it
             data = OmegaConf.to_container(cfg.data, resolve=True)
             pool = {k: v for k, v in data.items() if f"data.{k}" not in NOT_THE_POOL}
             key = json.dumps(pool, sort_keys=True)
