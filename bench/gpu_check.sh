@@ -84,6 +84,9 @@ sweep() {
 # a stage that failed: said at once, and the script's exit status is 1 once it is done
 failures=()
 fail() { stamp "$1 failed"; failures+=("$1"); }
+# a finished cell of the protocol copied to the folder $2 of another sweep, where it is the same
+# cell (same settings, seed and LM: the finish check compares them), so it is not trained again
+copy_cell() { [ -f "$1/metrics.json" ] && [ ! -e "$2" ] && mkdir -p "${2%/*}" && cp -rp "$1" "$2"; }
 report() { $PY -m lmft.report "${C[@]}" "$@" || fail "report"; }
 # a process and all below it (a sweep: its Hydra process and the joblib launcher's workers)
 kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null; }
@@ -226,12 +229,11 @@ if [ "$ABLATION" != 0 ] && [ "$lm_rc" = 0 ] && ! late "ablation" "${ABLATION_S:-
   t3=$SECONDS
   A=(name="${EXP}_ablation" lm_name="$EXP" seed=0,1,2)
   epochs=${SNAPSHOTS:-[]} SIZE=${ABLATION_SIZE:-1000}
-  # the protocol's cells at these sizes are the pooling sweep's mean-pooling ones (same settings,
-  # seed and LM; the finish check compares them): copied, not trained again
+  # the protocol's cells at these sizes are the pooling sweep's mean-pooling ones
   for d in "$RUNS/sweeps/$EXP"/init=*,n={"$SIZE",all},seed=[0-2]; do
     to="$RUNS/sweeps/${EXP}_ablation/${d##*/}"  # the baseline's cells keep their names
     case ${d##*/} in init=baseline,*) ;; *) to="$to,classifier.pooling=mean" ;; esac
-    [ -f "$d/metrics.json" ] && [ ! -e "$to" ] && mkdir -p "${to%/*}" && cp -rp "$d" "$to"
+    copy_cell "$d" "$to"
   done
   # two sweeps side by side: pooling x arms x all/SIZE labels (the all-label cells first: they
   # take longest), and the LM budgets x pooling at SIZE labels
@@ -262,10 +264,8 @@ if [ -n "${B32_EPOCHS:-}" ] && ! late "batch-32 LM" "$((30 * B32_EPOCHS))"; then
       # beside the protocol's scratch and baseline cells at that size, copied (a scratch cell
       # never reads the LM: the same cell, under the same folder name)
       stamp "the batch-32 LM's pretrained cells at $B32_SIZE labels, sweep ${EXP}_b32"
-      mkdir -p "$RUNS/sweeps/${EXP}_b32"
       for d in "$RUNS/sweeps/$EXP"/init={scratch,baseline},n="$B32_SIZE",seed=*; do
-        [ -f "$d/metrics.json" ] && [ ! -e "$RUNS/sweeps/${EXP}_b32/${d##*/}" ] &&
-          cp -rp "$d" "$RUNS/sweeps/${EXP}_b32/"
+        copy_cell "$d" "$RUNS/sweeps/${EXP}_b32/${d##*/}"
       done
       sweep "${B[@]}" init=pretrained data.train_size="$B32_SIZE" || fail "batch-32 cells"
       report "${B[@]}"

@@ -54,7 +54,16 @@ def survivors(tmp_path: Path) -> list[str]:
 def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_report(
     fake_archive, tmp_path
 ):
-    log, runs = gpu_check(tmp_path, fake_archive, B32_EPOCHS="1", B32_SIZE="50")
+    log, runs = gpu_check(
+        tmp_path,
+        fake_archive,
+        B32_EPOCHS="1",
+        B32_SIZE="50",
+        ABLATION="1",
+        ABLATION_SIZE="50",
+        SNAPSHOTS="[1]",
+        BUDGET_S="3000",  # every extra stage runs, however slow the machine
+    )
     assert not [line for line in log.splitlines() if "[gpu-check" in line and "failed" in line], (
         log[-3000:]
     )
@@ -66,6 +75,7 @@ def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_re
             return list(csv.DictReader(io.TextIOWrapper(tar.extractfile(f"runs/reports/{report}"))))
 
         cells, b32_gaps = rows("smoke/cells.csv"), rows("smoke_b32/gaps.csv")
+        ablation_gaps = rows("smoke_ablation/gaps.csv")
         histories = tar.extractfile("runs/reports/smoke/histories.csv").read().decode()
     finished = {
         n.split("/")[3] for n in names if n.endswith("/metrics.json") and "/sweeps/smoke/" in n
@@ -79,6 +89,21 @@ def test_the_fast_protocol_runs_every_arm_and_brings_back_cells_histories_and_re
     assert not [n for n in names if n.endswith((".pt", ".ckpt"))], "weights are not packed"
     # B32_SIZE: the batch-32 LM's pretrained cells, paired with the protocol's scratch cells
     assert [(g["labels"], g["n_pairs"]) for g in b32_gaps] == [("50", "1")]
+    # ABLATION: the LM budgets (the 1-epoch snapshot, the 2-epoch LM) x pooling at 50 labels,
+    # pooling with all labels; 3 seeds each. The protocol's seed-0 cells are its mean-pooling
+    # ones, copied, not trained again
+    all_ = next(g["labels"] for g in ablation_gaps if g["labels"].endswith("(all)"))
+    measured = sorted(
+        (g["labels"], g["lm_epochs"], g["recipe"], g["n_pairs"]) for g in ablation_gaps
+    )
+    assert measured == sorted(
+        (n, e, f"classifier.pooling={p}", "3")
+        for n, e in (("50", "1"), ("50", "2"), (all_, "2"))
+        for p in ("concat", "mean")
+    )
+    for arm in ("pretrained", "scratch"):
+        copied = f"smoke_ablation/init={arm},n=50,seed=0,classifier.pooling=mean"
+        assert f"{copied} already finished" in log
     # bench/timeline.py's table: one line per cell
     assert sum(f"{cell} " in log for cell in grid) == len(grid)
     assert not survivors(tmp_path)
