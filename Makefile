@@ -58,7 +58,7 @@ example: $(BIN)/.installed ## Worked example on your-own-data: writes examples/t
 	$(BIN)/python examples/tickets/make_data.py
 	$(MAKE) --no-print-directory run EXP=tickets
 
-test: $(BIN)/.installed ## Run the test suite (unit, integration on the real archive, DDP and launchers, the GPU harness dry run; about 8 min on 2 CPU cores)
+test: $(BIN)/.installed ## Run the test suite (unit, integration on the real archive, DDP and launchers, the GPU harness dry run; about 10 min on 2 CPU cores)
 	$(BIN)/python -m pytest -q
 
 # The repository describes lmft, never how it was made: lines with these words fail `make lint`.
