@@ -9,8 +9,9 @@ from lmft.data import ClassificationDataModule, LMDataModule, load_corpus
 from lmft.data.corpus import build_tokenizer, cache_key
 from lmft.data.datamodules import BucketBatchSampler
 from lmft.data.imdb import ENV_VAR, find_archive, read_imdb
-from lmft.data.splits import balanced_subset, parse_train_size, validation_indices
+from lmft.data.splits import balanced_subset, validation_indices
 from lmft.errors import LmftError
+from lmft.train_size import parse_train_size
 
 TASK = OmegaConf.load("conf/pretrain_data/task.yaml")  # the LM reads the task's own texts
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from lmft.data import ClassificationDataModule, Corpus, LMDataModule
-from lmft.data.splits import parse_train_size
 from lmft.errors import LmftError
 from lmft.models import LanguageModel, SentimentClassifier
+from lmft.train_size import parse_train_size
 
 
 def check_whole_number(cfg: DictConfig, key: str, unit: str) -> None:

@@ -21,6 +21,7 @@ from lmft.cli import check_names, entry
 from lmft.identity import cell_stage, read_finished, run_identity
 from lmft.locks import cell_lock
 from lmft.resolvers import register
+from lmft.train_size import requested_size
 
 if TYPE_CHECKING:
     import lightning as L
@@ -51,6 +52,7 @@ def test_accuracy(trainer: L.Trainer, model: SentimentClassifier, dm) -> float:
 def run(cfg: DictConfig, out_dir: Path) -> dict:
     """A cell, unless it is finished (skipped) or another process is training it (skipped:
     a rerun picks up its result)."""
+    requested_size(cfg.data.train_size)  # a malformed size is refused before anything is read
     out_dir = Path(out_dir)
     identity = run_identity(cfg, cell_stage(cfg.init.name))
 
@@ -70,9 +72,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             return {}
         if done := finished():  # it finished between the check above and the lock
             return done
-        from lmft.data.splits import requested_size  # imports torch: not for a finished cell
-
-        requested_size(cfg.data.train_size)  # a malformed size, refused before data is read
         if cfg.init.name == "baseline":  # the linear yardstick: scikit-learn, no torch model
             from lmft.baseline import run_cell
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmft.errors import LmftError
 from lmft.identity import FINETUNE_ONLY, NEURAL_ONLY
+from lmft.train_size import is_all, parse_train_size, requested_size
 
 # Data keys the labeled pool does not depend on: the cell's own sizes, the tokenizer's settings
 NOT_THE_POOL = FINETUNE_ONLY | NEURAL_ONLY
@@ -46,7 +47,6 @@ def check_cells(cells: list[DictConfig]) -> None:
     finished LM (unless the cell is to wait for one in training, `init.wait_s`)."""
     from lmft.data.corpus import read_task, validation_and_pool
     from lmft.data.reader import dataset_reader
-    from lmft.data.splits import is_all, parse_train_size, requested_size
     from lmft.pretrained import finished_lm
 
     for cfg in cells:  # malformed sizes first: refused before any data is read
