@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 from lmft.errors import LmftError
+from lmft.tables import DATA_FILES
 
 TABLES = ("cells.csv", "histories.csv", "gaps.csv", "baseline_gaps.csv", "best_recipes.csv")
 FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<file>[^)/]+\.png)\)$")
-DATA_FILES = "- data files: "
 
 
 def data_line(line: str) -> str:
@@ -33,13 +33,13 @@ def data_line(line: str) -> str:
 
 def keep_summary(text: str, report: Path, dest: Path, figures: dict[str, Path]) -> str:
     """summary.md as kept in DEST: no machine paths, figure links that resolve."""
-    shown = {m["file"] for m in map(FIGURE.match, text.splitlines()) if m}
-    missing = sorted(set(figures) - shown)
+    lines = text.splitlines()
+    matches = [FIGURE.match(line) for line in lines]
+    missing = sorted(set(figures) - {m["file"] for m in matches if m})
     if missing:
         raise LmftError(f"{report / 'summary.md'} shows no figure {', '.join(missing)}")
     out = []
-    for line in text.splitlines():
-        fig = FIGURE.match(line)
+    for line, fig in zip(lines, matches, strict=True):
         if line.startswith(DATA_FILES):
             line = data_line(line)
         elif fig and fig["file"] in figures:

@@ -10,6 +10,8 @@ from pathlib import Path
 from lmft.comparison import BASELINE, at_largest_budget, spelt, varying_keys
 from lmft.identity import flatten
 
+DATA_FILES = "- data files: "  # the line naming the cells' input files (bench/keep_report.py)
+
 
 def neural(cells: list[dict]) -> list[dict]:
     return [c for c in cells if c["init"] != BASELINE]
@@ -45,7 +47,7 @@ def settings_lines(cells: list[dict]) -> list[str]:
         lines.append(f"- {section}: {shown}")
     files = sorted({f for c in cells for f in c.get("inputs") or []})
     if files:
-        lines.append(f"- data files: {', '.join(f'`{f}`' for f in files)}")
+        lines.append(DATA_FILES + ", ".join(f"`{f}`" for f in files))
     for split, key in (("validation", "n_val"), ("test", "n_test")):
         counts = sorted({c[key] for c in cells if key in c})
         if counts:
