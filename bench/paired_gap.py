@@ -1,0 +1,104 @@
+"""The paired gap between any two sets of cells of a report's cells.csv: one arm with and
+without a setting, two LMs, or two recipes the report does not pair (it pairs pretrained with
+scratch within a recipe, and each arm with the baseline).
+
+    python bench/paired_gap.py outputs/reports/NAME/cells.csv \
+        'init=pretrained.*lm.input_dropout=0.3$' 'init=pretrained.*init.lm_epoch=2'
+
+Each pattern is a regular expression searched in the `cell` column (the cell's folder name)
+and must match at most one cell per labeled size and seed. Per size: A - B in points, paired
+by seed, on test (the accuracy at the best validation epoch) and on validation (the best),
+with 95% t-intervals; with --than C D, the difference of the gaps, (A - B) - (C - D), per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from pathlib import Path
+
+from lmft.comparison import mean_ci
+from lmft.errors import LmftError
+
+METRICS = {"test": "test_acc_at_best_val", "validation": "val_acc_best"}
+
+
+def select(rows: list[dict], pattern: str) -> dict[tuple[int, int], dict]:
+    """The cells whose name `pattern` matches, by (size, seed)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise LmftError(f"{pattern!r} is not a regular expression: {e}") from None
+    out = {}
+    for r in rows:
+        if rx.search(r["cell"]):
+            key = (int(r["train_size"]), int(r["seed"]))
+            if key in out:
+                raise LmftError(
+                    f"{pattern!r} matches {out[key]['cell']!r} and {r['cell']!r} (the same size "
+                    "and seed): make the pattern narrower, e.g. end it with $"
+                )
+            out[key] = r
+    if not out:
+        raise LmftError(f"{pattern!r} matches no cell")
+    return out
+
+
+def gaps(a: dict, b: dict, metric: str) -> dict[tuple[int, int], float]:
+    """A - B per (size, seed) both have, in points."""
+    return {k: 100 * (float(a[k][metric]) - float(b[k][metric])) for k in a.keys() & b.keys()}
+
+
+def line(values: list[float]) -> str:
+    mean, _, half = mean_ci(values)
+    below = sum(v < 0 for v in values)
+    return (
+        f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] ({below} of {len(values)} below 0)"
+    )
+
+
+def report(rows: list[dict], a: str, b: str, than: list[str] | None) -> list[str]:
+    cells = [select(rows, p) for p in [a, b, *(than or [])]]
+    per_metric = {}
+    for what, metric in METRICS.items():
+        g = gaps(cells[0], cells[1], metric)
+        if than:
+            other = gaps(cells[2], cells[3], metric)
+            g = {k: g[k] - other[k] for k in g.keys() & other.keys()}
+        per_metric[what] = g
+    if not per_metric["test"]:
+        raise LmftError("the patterns share no labeled size and seed: nothing to pair")
+    out = []
+    for size in sorted({k[0] for k in per_metric["test"]}):
+        parts = [
+            f"{what} {line([v for k, v in sorted(g.items()) if k[0] == size])}"
+            for what, g in per_metric.items()
+        ]
+        pairs = sum(k[0] == size for k in per_metric["test"])
+        out.append(f"{size:,} labels, {pairs} pairs: " + "; ".join(parts))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("cells", type=Path, help="a report's cells.csv")
+    ap.add_argument("a", help="pattern of the cells A (a regular expression on the cell's name)")
+    ap.add_argument("b", help="pattern of the cells B")
+    ap.add_argument("--than", nargs=2, metavar=("C", "D"), help="print (A - B) - (C - D)")
+    args = ap.parse_args()
+    if not args.cells.is_file():
+        raise LmftError(f"{args.cells} is not a file: give a report's cells.csv")
+    rows = list(csv.DictReader(args.cells.read_text().splitlines()))
+    lines = report(rows, args.a, args.b, args.than)
+    title = f"({args.a}) - ({args.b})"
+    if args.than:
+        title = f"[{title}] - [({args.than[0]}) - ({args.than[1]})]"
+    print(f"{title}, points, 95% t-interval over seeds:", *lines, sep="\n")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except LmftError as e:
+        raise SystemExit(f"paired_gap: {e}") from None

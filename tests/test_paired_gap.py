@@ -1,0 +1,79 @@
+"""bench/paired_gap.py: the paired gap between any two sets of cells of a report's cells.csv,
+the numbers the results pages give for one arm with and without a setting."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+FIELDS = ["cell", "init", "train_size", "seed", "test_acc_at_best_val", "val_acc_best"]
+
+
+def cells_csv(tmp_path: Path, rows: list[tuple]) -> Path:
+    path = tmp_path / "cells.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FIELDS)
+        for name, size, seed, test, val in rows:
+            w.writerow(
+                [
+                    f"init=pretrained,n={size},seed={seed},{name}",
+                    "pretrained",
+                    size,
+                    seed,
+                    test,
+                    val,
+                ]
+            )
+    return path
+
+
+def paired_gap(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "bench/paired_gap.py", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_gaps_are_paired_by_size_and_seed(tmp_path):
+    # a = b + 1, 2, 3 points on test at 100 labels (seed 3 has no b: left out), + 5 at 1,000
+    rows = [("a", 100, s, 0.50 + d, 0.60) for s, d in ((0, 0.01), (1, 0.02), (2, 0.03), (3, 0.5))]
+    rows += [("b", 100, s, 0.50, 0.60) for s in (0, 1, 2)]
+    rows += [(n, 1000, s, 0.70 + (0.05 if n == "a" else 0), 0.70) for n in "ab" for s in (0, 1)]
+    r = paired_gap(cells_csv(tmp_path, rows), "a$", "b$")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[1].startswith("100 labels, 3 pairs: test +2.00 [-0.48, +4.48] (0 of 3 below 0)")
+    assert "validation +0.00" in lines[1]
+    assert lines[2].startswith("1,000 labels, 2 pairs: test +5.00")
+
+
+def test_than_takes_the_difference_of_two_gaps_per_seed(tmp_path):
+    # (a - b) is 3 and 5 points, (c - d) 1 and 1: the difference 2 and 4, mean 3
+    rows = [("a", 100, 0, 0.53, 0.5), ("a", 100, 1, 0.55, 0.5)]
+    rows += [("b", 100, s, 0.50, 0.5) for s in (0, 1)]
+    rows += [("c", 100, s, 0.51, 0.5) for s in (0, 1)] + [("d", 100, s, 0.50, 0.5) for s in (0, 1)]
+    r = paired_gap(cells_csv(tmp_path, rows), "a$", "b$", "--than", "c$", "d$")
+    assert r.returncode == 0, r.stderr
+    assert "100 labels, 2 pairs: test +3.00 [" in r.stdout
+
+
+def test_an_ambiguous_or_empty_pattern_is_refused_with_nothing_printed(tmp_path):
+    rows = [("x,a", 100, 0, 0.5, 0.5), ("y,a", 100, 0, 0.6, 0.5), ("b", 100, 0, 0.5, 0.5)]
+    rows.append(("c", 300, 0, 0.5, 0.5))
+    path = cells_csv(tmp_path, rows)
+    r = paired_gap(path, "a$", "b$")
+    assert r.returncode != 0 and r.stdout == ""
+    assert "the same size and seed" in r.stderr and "narrower" in r.stderr
+    r = paired_gap(path, "zzz", "b$")
+    assert r.returncode != 0 and "matches no cell" in r.stderr
+    r = paired_gap(path, "x,a$", "c$")
+    assert r.returncode != 0 and "share no labeled size and seed" in r.stderr
+    r = paired_gap(path, "x,a$", "(")
+    assert r.returncode != 0 and "not a regular expression" in r.stderr
+    r = paired_gap(tmp_path / "missing.csv", "a", "b")
+    assert r.returncode != 0 and "is not a file" in r.stderr
