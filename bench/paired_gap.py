@@ -52,6 +52,8 @@ def gaps(a: dict, b: dict, metric: str) -> dict[tuple[int, int], float]:
 
 def line(values: list[float]) -> str:
     mean, _, half = mean_ci(values)
+    if len(values) < 2:
+        return f"{mean:+.2f} (one pair: no interval)"
     below = sum(v < 0 for v in values)
     return (
         f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] ({below} of {len(values)} below 0)"
@@ -76,7 +78,7 @@ def report(rows: list[dict], a: str, b: str, than: list[str] | None) -> list[str
             for what, g in per_metric.items()
         ]
         pairs = sum(k[0] == size for k in per_metric["test"])
-        out.append(f"{size:,} labels, {pairs} pairs: " + "; ".join(parts))
+        out.append(f"{size:,} labels, {pairs} pair{'s' * (pairs > 1)}: " + "; ".join(parts))
     return out
 
 
@@ -90,6 +92,11 @@ def main() -> None:
     if not args.cells.is_file():
         raise LmftError(f"{args.cells} is not a file: give a report's cells.csv")
     rows = list(csv.DictReader(args.cells.read_text().splitlines()))
+    lacking = {"cell", "train_size", "seed", *METRICS.values()} - set(rows[0] if rows else {})
+    if lacking:
+        raise LmftError(
+            f"{args.cells} has no {', '.join(sorted(lacking))}: not a report's cells.csv"
+        )
     lines = report(rows, args.a, args.b, args.than)
     title = f"({args.a}) - ({args.b})"
     if args.than:

@@ -44,12 +44,15 @@ def test_gaps_are_paired_by_size_and_seed(tmp_path):
     rows = [("a", 100, s, 0.50 + d, 0.60) for s, d in ((0, 0.01), (1, 0.02), (2, 0.03), (3, 0.5))]
     rows += [("b", 100, s, 0.50, 0.60) for s in (0, 1, 2)]
     rows += [(n, 1000, s, 0.70 + (0.05 if n == "a" else 0), 0.70) for n in "ab" for s in (0, 1)]
+    rows += [("a", 300, 0, 0.61, 0.6), ("b", 300, 0, 0.60, 0.6)]
     r = paired_gap(cells_csv(tmp_path, rows), "a$", "b$")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[1].startswith("100 labels, 3 pairs: test +2.00 [-0.48, +4.48] (0 of 3 below 0)")
     assert "validation +0.00" in lines[1]
-    assert lines[2].startswith("1,000 labels, 2 pairs: test +5.00")
+    one = "(one pair: no interval)"
+    assert lines[2] == f"300 labels, 1 pair: test +1.00 {one}; validation +0.00 {one}"
+    assert lines[3].startswith("1,000 labels, 2 pairs: test +5.00")
 
 
 def test_than_takes_the_difference_of_two_gaps_per_seed(tmp_path):
@@ -75,5 +78,8 @@ def test_an_ambiguous_or_empty_pattern_is_refused_with_nothing_printed(tmp_path)
     assert r.returncode != 0 and "share no labeled size and seed" in r.stderr
     r = paired_gap(path, "x,a$", "(")
     assert r.returncode != 0 and "not a regular expression" in r.stderr
+    (tmp_path / "other.csv").write_text("cell,seed\nx,0\n")
+    r = paired_gap(tmp_path / "other.csv", "x", "x")
+    assert r.returncode != 0 and "not a report's cells.csv" in r.stderr
     r = paired_gap(tmp_path / "missing.csv", "a", "b")
     assert r.returncode != 0 and "is not a file" in r.stderr
