@@ -1,16 +1,20 @@
-"""Shared fixtures: a synthetic IMDB-layout archive and composed configs that point at it."""
+"""Shared fixtures: a synthetic IMDB-layout archive, composed configs that point at it, and
+bench scripts run as a user runs them."""
 
 from __future__ import annotations
 
 import io
 import random
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
 REAL_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/aclImdb_v1_labeled.tar.gz"
 
 POS = ["great", "wonderful", "superb", "loved", "brilliant", "moving"]
@@ -106,3 +110,15 @@ def cfg_for():
             return compose(stage, overrides=overrides, return_hydra_config=hydra)
 
     return make
+
+
+@pytest.fixture
+def bench_cli():
+    """`python bench/<name>.py ARGS` from the repository root, as the docs give it: the finished
+    process, its output captured."""
+
+    def run(name: str, *args) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, f"bench/{name}.py", *map(str, args)]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    return run

@@ -3,8 +3,6 @@ of reports whose runs are split over machines, as a GPU grid split over jobs is.
 
 import csv
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -30,19 +28,10 @@ def split_report(tmp_path: Path) -> list[Path]:
     return sources
 
 
-def combine(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "bench/combine_cells.py", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_split_reports_combine_to_the_one_report_with_its_epoch_figure(tmp_path):
+def test_split_reports_combine_to_the_one_report_with_its_epoch_figure(tmp_path, bench_cli):
     sources = split_report(tmp_path)
-    r = combine(
+    r = bench_cli(
+        "combine_cells",
         *sources,
         "--name",
         "quick",
@@ -73,20 +62,24 @@ def test_split_reports_combine_to_the_one_report_with_its_epoch_figure(tmp_path)
     assert [r["epoch"] for r in cell["history"]] == list(range(1, 20))  # its 19 epochs
 
 
-def test_the_epoch_figure_without_histories_is_refused_before_anything_is_written(tmp_path):
+def test_the_epoch_figure_without_histories_is_refused_before_anything_is_written(
+    tmp_path, bench_cli
+):
     sources = split_report(tmp_path)
     (sources[1].parent / "histories.csv").unlink()
-    r = combine(*sources, "--figure", tmp_path / "lc.png", "--epochs", tmp_path / "ep.png")
+    r = bench_cli(
+        "combine_cells", *sources, "--figure", tmp_path / "lc.png", "--epochs", tmp_path / "ep.png"
+    )
     assert r.returncode != 0 and r.stdout == ""
     assert f"combine_cells: No histories.csv beside {sources[1]}" in r.stderr
     assert "Traceback" not in r.stderr
     assert not list(tmp_path.glob("*.png"))
     # the tables need no histories
-    r = combine(*sources)
+    r = bench_cli("combine_cells", *sources)
     assert r.returncode == 0 and "| 100 | 60 | 0.93 |" in r.stdout
 
 
-def test_a_cell_in_two_sources_is_an_error(tmp_path):
+def test_a_cell_in_two_sources_is_an_error(tmp_path, bench_cli):
     sources = split_report(tmp_path)
-    r = combine(sources[0], sources[0])
+    r = bench_cli("combine_cells", sources[0], sources[0])
     assert r.returncode != 0 and "repeats" in r.stderr and "(arm, size and seed)" in r.stderr
