@@ -5,8 +5,9 @@ scratch within a recipe, and each arm with the baseline).
     python bench/paired_gap.py outputs/reports/NAME/cells.csv \
         'init=pretrained.*lm.input_dropout=0.3$' 'init=pretrained.*init.lm_epoch=2'
 
-Each pattern is a regular expression searched in the `cell` column (the cell's folder name)
-and must match at most one cell per labeled size and seed. Per size: A - B in points, paired
+Several cells.csv files are read as one (the cells of two reports, say). Each pattern is a
+regular expression searched in the `cell` column (the cell's folder name) and must match at
+most one cell per labeled size and seed. Per size: A - B in points, paired
 by seed, on test (the accuracy at the best validation epoch) and on validation (the best),
 with 95% t-intervals; with --than C D, the difference of the gaps, (A - B) - (C - D), per seed.
 """
@@ -22,6 +23,17 @@ from lmft.comparison import mean_ci
 from lmft.errors import LmftError
 
 METRICS = {"test": "test_acc_at_best_val", "validation": "val_acc_best"}
+
+
+def read_cells(path: Path) -> list[dict]:
+    """The rows of a report's cells.csv."""
+    if not path.is_file():
+        raise LmftError(f"{path} is not a file: give a report's cells.csv")
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    lacking = {"cell", "train_size", "seed", *METRICS.values()} - set(rows[0] if rows else {})
+    if lacking:
+        raise LmftError(f"{path} has no {', '.join(sorted(lacking))}: not a report's cells.csv")
+    return rows
 
 
 def select(rows: list[dict], pattern: str) -> dict[tuple[int, int], dict]:
@@ -84,19 +96,12 @@ def report(rows: list[dict], a: str, b: str, than: list[str] | None) -> list[str
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("cells", type=Path, help="a report's cells.csv")
+    ap.add_argument("cells", type=Path, nargs="+", help="a report's cells.csv (or several)")
     ap.add_argument("a", help="pattern of the cells A (a regular expression on the cell's name)")
     ap.add_argument("b", help="pattern of the cells B")
     ap.add_argument("--than", nargs=2, metavar=("C", "D"), help="print (A - B) - (C - D)")
     args = ap.parse_args()
-    if not args.cells.is_file():
-        raise LmftError(f"{args.cells} is not a file: give a report's cells.csv")
-    rows = list(csv.DictReader(args.cells.read_text().splitlines()))
-    lacking = {"cell", "train_size", "seed", *METRICS.values()} - set(rows[0] if rows else {})
-    if lacking:
-        raise LmftError(
-            f"{args.cells} has no {', '.join(sorted(lacking))}: not a report's cells.csv"
-        )
+    rows = [row for path in args.cells for row in read_cells(path)]
     lines = report(rows, args.a, args.b, args.than)
     title = f"({args.a}) - ({args.b})"
     if args.than:

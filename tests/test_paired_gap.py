@@ -7,8 +7,8 @@ from pathlib import Path
 FIELDS = ["cell", "init", "train_size", "seed", "test_acc_at_best_val", "val_acc_best"]
 
 
-def cells_csv(tmp_path: Path, rows: list[tuple]) -> Path:
-    path = tmp_path / "cells.csv"
+def cells_csv(tmp_path: Path, rows: list[tuple], name: str = "cells.csv") -> Path:
+    path = tmp_path / name
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(FIELDS)
@@ -70,3 +70,13 @@ def test_an_ambiguous_or_empty_pattern_is_refused_with_nothing_printed(tmp_path,
     assert r.returncode != 0 and "not a report's cells.csv" in r.stderr
     r = bench_cli("paired_gap", tmp_path / "missing.csv", "a", "b")
     assert r.returncode != 0 and "is not a file" in r.stderr
+
+
+def test_cells_of_several_files_pair_as_one(tmp_path, bench_cli):
+    a = cells_csv(tmp_path, [("a", 100, s, 0.52, 0.5) for s in (0, 1)], "one.csv")
+    b = cells_csv(tmp_path, [("b", 100, s, 0.50, 0.5) for s in (0, 1, 2)], "two.csv")
+    r = bench_cli("paired_gap", a, b, "a$", "b$")
+    assert r.returncode == 0, r.stderr
+    assert "100 labels, 2 pairs: test +2.00 [+2.00, +2.00]" in r.stdout
+    r = bench_cli("paired_gap", a, a, "a$", "b$")  # the same cells twice: ambiguous
+    assert r.returncode != 0 and "the same size and seed" in r.stderr
