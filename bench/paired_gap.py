@@ -7,9 +7,9 @@ scratch within a recipe, and each arm with the baseline).
 
 Several cells.csv files are read as one (the cells of two reports, say). Each pattern is a
 regular expression searched in the `cell` column (the cell's folder name) and must match at
-most one cell per labeled size and seed. Per size: A - B in points, paired
-by seed, on test (the accuracy at the best validation epoch) and on validation (the best),
-with 95% t-intervals; with --than C D, the difference of the gaps, (A - B) - (C - D), per seed.
+most one cell per labeled size and seed. Per size: A - B in points, paired by seed, on test
+(the accuracy at the best validation epoch) and on validation (the best), with 95%
+t-intervals; with --than C D, the difference of the gaps, (A - B) - (C - D), per seed.
 """
 
 from __future__ import annotations

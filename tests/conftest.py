@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
-REAL_ARCHIVE = Path(__file__).resolve().parents[1] / "../shared/data/aclImdb_v1_labeled.tar.gz"
+REAL_ARCHIVE = ROOT / "../shared/data/aclImdb_v1_labeled.tar.gz"
 
 POS = ["great", "wonderful", "superb", "loved", "brilliant", "moving"]
 NEG = ["awful", "boring", "terrible", "hated", "dull", "mess"]

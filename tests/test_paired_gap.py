@@ -12,10 +12,10 @@ def cells_csv(tmp_path: Path, rows: list[tuple], name: str = "cells.csv") -> Pat
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(FIELDS)
-        for name, size, seed, test, val in rows:
+        for label, size, seed, test, val in rows:
             w.writerow(
                 [
-                    f"init=pretrained,n={size},seed={seed},{name}",
+                    f"init=pretrained,n={size},seed={seed},{label}",
                     "pretrained",
                     size,
                     seed,
