@@ -57,9 +57,9 @@ def select(rows: list[dict], pattern: str) -> dict[tuple[int, int], dict]:
     return out
 
 
-def gaps(a: dict, b: dict, metric: str) -> dict[tuple[int, int], float]:
-    """A - B per (size, seed) both have, in points."""
-    return {k: 100 * (float(a[k][metric]) - float(b[k][metric])) for k in a.keys() & b.keys()}
+def points(x: dict, y: dict, key: tuple[int, int], metric: str) -> float:
+    """X - Y of the cells at `key` (size, seed), in points."""
+    return 100 * (float(x[key][metric]) - float(y[key][metric]))
 
 
 def line(values: list[float]) -> str:
@@ -74,23 +74,20 @@ def line(values: list[float]) -> str:
 
 def report(rows: list[dict], a: str, b: str, than: list[str] | None) -> list[str]:
     cells = [select(rows, p) for p in [a, b, *(than or [])]]
-    per_metric = {}
-    for what, metric in METRICS.items():
-        g = gaps(cells[0], cells[1], metric)
-        if than:
-            other = gaps(cells[2], cells[3], metric)
-            g = {k: g[k] - other[k] for k in g.keys() & other.keys()}
-        per_metric[what] = g
-    if not per_metric["test"]:
+    keys = sorted(set.intersection(*map(set, cells)))  # (size, seed) that every pattern has
+    if not keys:
         raise LmftError("the patterns share no labeled size and seed: nothing to pair")
+
+    def gap(key: tuple[int, int], metric: str) -> float:
+        ab = points(cells[0], cells[1], key, metric)
+        return ab - points(cells[2], cells[3], key, metric) if than else ab
+
     out = []
-    for size in sorted({k[0] for k in per_metric["test"]}):
-        parts = [
-            f"{what} {line([v for k, v in sorted(g.items()) if k[0] == size])}"
-            for what, g in per_metric.items()
-        ]
-        pairs = sum(k[0] == size for k in per_metric["test"])
-        out.append(f"{size:,} labels, {pairs} pair{'s' * (pairs > 1)}: " + "; ".join(parts))
+    for size in sorted({s for s, _ in keys}):
+        pairs = [k for k in keys if k[0] == size]
+        parts = [f"{what} {line([gap(k, m) for k in pairs])}" for what, m in METRICS.items()]
+        plural = "s" * (len(pairs) > 1)
+        out.append(f"{size:,} labels, {len(pairs)} pair{plural}: " + "; ".join(parts))
     return out
 
 
