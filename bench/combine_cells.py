@@ -14,10 +14,9 @@ seed from two sources are an error.
 from __future__ import annotations
 
 import argparse
-import csv
-from collections import defaultdict
 from pathlib import Path
 
+from lmft import cells_csv
 from lmft.comparison import against_baseline, load_cells, summarize
 from lmft.errors import LmftError
 from lmft.figures import epochs_figure, learning_curve
@@ -26,34 +25,9 @@ from lmft.tables import markdown
 METRIC = "test/acc_at_best_val"
 
 
-def histories(path: Path) -> dict[str, list[dict]]:
-    """Each cell's per-epoch rows from the histories.csv beside a cells.csv ({} if none)."""
-    found = path.with_name("histories.csv")
-    by = defaultdict(list)
-    for r in csv.DictReader(found.read_text().splitlines()) if found.is_file() else []:
-        cell = r.pop("cell")
-        by[cell].append({k: int(v) if k == "epoch" else float(v) for k, v in r.items() if v})
-    return by
-
-
 def from_csv(path: Path) -> list[dict]:
-    rows = list(csv.DictReader(path.read_text().splitlines()))
-    known = histories(path)
-    return [
-        {
-            "cell": f"{path}:{r['cell']}",
-            "init": r["init"],
-            "train_size": int(r["train_size"]),
-            "seed": int(r["seed"]),
-            METRIC: float(r["test_acc_at_best_val"]),
-            "test/acc": float(r["test_acc_last"]),
-            "val/acc_best": float(r["val_acc_best"]),
-            "best_epoch": int(r["best_epoch"]) if r["best_epoch"] else None,
-            "history": known.get(r["cell"])
-            or [{"epoch": e} for e in range(1, int(r["epochs"] or 0) + 1)],
-        }
-        for r in rows
-    ]
+    """The cells of a cells.csv, each named with the file's path."""
+    return [{**c, "cell": f"{path}:{c['cell']}"} for c in cells_csv.read(path)]
 
 
 def main() -> None:

@@ -15,25 +15,14 @@ t-intervals; with --than C D, the difference of the gaps, (A - B) - (C - D), per
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 from pathlib import Path
 
+from lmft import cells_csv
 from lmft.comparison import mean_ci
 from lmft.errors import LmftError
 
-METRICS = {"test": "test_acc_at_best_val", "validation": "val_acc_best"}
-
-
-def read_cells(path: Path) -> list[dict]:
-    """The rows of a report's cells.csv."""
-    if not path.is_file():
-        raise LmftError(f"{path} is not a file: give a report's cells.csv")
-    rows = list(csv.DictReader(path.read_text().splitlines()))
-    lacking = {"cell", "train_size", "seed", *METRICS.values()} - set(rows[0] if rows else {})
-    if lacking:
-        raise LmftError(f"{path} has no {', '.join(sorted(lacking))}: not a report's cells.csv")
-    return rows
+METRICS = {"test": "test/acc_at_best_val", "validation": "val/acc_best"}
 
 
 def select(rows: list[dict], pattern: str) -> dict[tuple[int, int], dict]:
@@ -45,7 +34,7 @@ def select(rows: list[dict], pattern: str) -> dict[tuple[int, int], dict]:
     out = {}
     for r in rows:
         if rx.search(r["cell"]):
-            key = (int(r["train_size"]), int(r["seed"]))
+            key = (r["train_size"], r["seed"])
             if key in out:
                 raise LmftError(
                     f"{pattern!r} matches {out[key]['cell']!r} and {r['cell']!r} (the same size "
@@ -59,7 +48,7 @@ def select(rows: list[dict], pattern: str) -> dict[tuple[int, int], dict]:
 
 def points(x: dict, y: dict, key: tuple[int, int], metric: str) -> float:
     """X - Y of the cells at `key` (size, seed), in points."""
-    return 100 * (float(x[key][metric]) - float(y[key][metric]))
+    return 100 * (x[key][metric] - y[key][metric])
 
 
 def line(values: list[float]) -> str:
@@ -98,7 +87,7 @@ def main() -> None:
     ap.add_argument("b", help="pattern of the cells B")
     ap.add_argument("--than", nargs=2, metavar=("C", "D"), help="print (A - B) - (C - D)")
     args = ap.parse_args()
-    rows = [row for path in args.cells for row in read_cells(path)]
+    rows = [cell for path in args.cells for cell in cells_csv.read(path)]
     lines = report(rows, args.a, args.b, args.than)
     title = f"({args.a}) - ({args.b})"
     if args.than:

@@ -2,8 +2,9 @@
 of reports whose runs are split over machines, as a GPU grid split over jobs is."""
 
 import csv
-import importlib.util
 from pathlib import Path
+
+from lmft import cells_csv
 
 ROOT = Path(__file__).parents[1]
 REPORT = ROOT / "docs/results/data/quick_more_seeds"  # a committed report: 210 cells
@@ -49,13 +50,8 @@ def test_split_reports_combine_to_the_one_report_with_its_epoch_figure(tmp_path,
     assert "| pretrained | 100 | 60 | 57.92 |" in r.stdout and "| 10.7 | 0/60 |" in r.stdout
     assert (tmp_path / "lc.png").stat().st_size > 0 and (tmp_path / "ep.png").stat().st_size > 0
     # each cell gets its own rows of histories.csv, as numbers
-    spec = importlib.util.spec_from_file_location("combine_cells", ROOT / "bench/combine_cells.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     cell = next(
-        c
-        for c in module.from_csv(sources[0])
-        if c["cell"].endswith(":init=pretrained,n=100,seed=0")
+        c for c in cells_csv.read(sources[0]) if c["cell"] == "init=pretrained,n=100,seed=0"
     )
     first = cell["history"][0]
     assert (first["epoch"], first["val/acc"], first["train/loss"]) == (1, 0.559, 0.69762)

@@ -4,10 +4,12 @@ the numbers the results pages give for one arm with and without a setting."""
 import csv
 from pathlib import Path
 
-FIELDS = ["cell", "init", "train_size", "seed", "test_acc_at_best_val", "val_acc_best"]
+from lmft import cells_csv
+
+FIELDS = [*cells_csv.COLUMNS, "epochs"]
 
 
-def cells_csv(tmp_path: Path, rows: list[tuple], name: str = "cells.csv") -> Path:
+def write_cells(tmp_path: Path, rows: list[tuple], name: str = "cells.csv") -> Path:
     path = tmp_path / name
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -20,7 +22,10 @@ def cells_csv(tmp_path: Path, rows: list[tuple], name: str = "cells.csv") -> Pat
                     size,
                     seed,
                     test,
+                    test,  # the last epoch's
                     val,
+                    1,  # the best epoch
+                    1,  # of 1
                 ]
             )
     return path
@@ -32,7 +37,7 @@ def test_gaps_are_paired_by_size_and_seed(tmp_path, bench_cli):
     rows += [("b", 100, s, 0.50, 0.60) for s in (0, 1, 2)]
     rows += [(n, 1000, s, 0.70 + (0.05 if n == "a" else 0), 0.70) for n in "ab" for s in (0, 1)]
     rows += [("a", 300, 0, 0.61, 0.6), ("b", 300, 0, 0.60, 0.6)]
-    r = bench_cli("paired_gap", cells_csv(tmp_path, rows), "a$", "b$")
+    r = bench_cli("paired_gap", write_cells(tmp_path, rows), "a$", "b$")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[1].startswith("100 labels, 3 pairs: test +2.00 [-0.48, +4.48] (0 of 3 below 0)")
@@ -47,7 +52,7 @@ def test_than_takes_the_difference_of_two_gaps_per_seed(tmp_path, bench_cli):
     rows = [("a", 100, 0, 0.53, 0.5), ("a", 100, 1, 0.55, 0.5)]
     rows += [("b", 100, s, 0.50, 0.5) for s in (0, 1)]
     rows += [("c", 100, s, 0.51, 0.5) for s in (0, 1)] + [("d", 100, s, 0.50, 0.5) for s in (0, 1)]
-    r = bench_cli("paired_gap", cells_csv(tmp_path, rows), "a$", "b$", "--than", "c$", "d$")
+    r = bench_cli("paired_gap", write_cells(tmp_path, rows), "a$", "b$", "--than", "c$", "d$")
     assert r.returncode == 0, r.stderr
     assert "100 labels, 2 pairs: test +3.00 [" in r.stdout
 
@@ -55,7 +60,7 @@ def test_than_takes_the_difference_of_two_gaps_per_seed(tmp_path, bench_cli):
 def test_an_ambiguous_or_empty_pattern_is_refused_with_nothing_printed(tmp_path, bench_cli):
     rows = [("x,a", 100, 0, 0.5, 0.5), ("y,a", 100, 0, 0.6, 0.5), ("b", 100, 0, 0.5, 0.5)]
     rows.append(("c", 300, 0, 0.5, 0.5))
-    path = cells_csv(tmp_path, rows)
+    path = write_cells(tmp_path, rows)
     r = bench_cli("paired_gap", path, "a$", "b$")
     assert r.returncode != 0 and r.stdout == ""
     assert "the same size and seed" in r.stderr and "narrower" in r.stderr
@@ -73,8 +78,8 @@ def test_an_ambiguous_or_empty_pattern_is_refused_with_nothing_printed(tmp_path,
 
 
 def test_cells_of_several_files_pair_as_one(tmp_path, bench_cli):
-    a = cells_csv(tmp_path, [("a", 100, s, 0.52, 0.5) for s in (0, 1)], "one.csv")
-    b = cells_csv(tmp_path, [("b", 100, s, 0.50, 0.5) for s in (0, 1, 2)], "two.csv")
+    a = write_cells(tmp_path, [("a", 100, s, 0.52, 0.5) for s in (0, 1)], "one.csv")
+    b = write_cells(tmp_path, [("b", 100, s, 0.50, 0.5) for s in (0, 1, 2)], "two.csv")
     r = bench_cli("paired_gap", a, b, "a$", "b$")
     assert r.returncode == 0, r.stderr
     assert "100 labels, 2 pairs: test +2.00 [+2.00, +2.00]" in r.stdout

@@ -16,7 +16,8 @@ size (chosen on validation) against the other's. Pretrained cells that started f
 LM snapshots (init.lm_epoch) give rows and gaps per LM budget, against the same scratch
 cells, and lm_budget.png.
 
-The parts: comparison.py (cells to rows and gaps), tables.py (summary.md), figures.py (PNGs).
+The parts: comparison.py (cells to rows and gaps), cells_csv.py (cells.csv, histories.csv),
+tables.py (summary.md), figures.py (PNGs).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from lmft import cells_csv
 from lmft.cli import check_names, entry
 from lmft.comparison import (
     against_baseline,
-    at_chance,
     at_largest_budget,
     beside_each_lm,
     best_against_best,
@@ -58,23 +59,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     summary, gaps = summarize(cells, cfg.metric)
     best = best_against_best(cells, cfg.metric)
     base_gaps = against_baseline(cells, cfg.metric)
-    cell_rows = [
-        {
-            "cell": c["cell"],
-            "init": c["init"],
-            "train_size": c["train_size"],
-            "seed": c["seed"],
-            "test_acc_at_best_val": c["test/acc_at_best_val"],
-            "test_acc_last": c["test/acc"],
-            "val_acc_best": c["val/acc_best"],
-            "best_epoch": c["best_epoch"],
-            "epochs": len(c["history"]),
-            "at_chance": at_chance(c),  # None where a cell recorded no label share (baseline)
-            "test_acc_curve_max": c.get("test/acc_curve_max"),
-            **c.get("provenance", {}),
-        }
-        for c in found
-    ]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
 
@@ -83,9 +67,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         return out_dir / file
 
     write_csv(out("summary.csv"), summary)
-    write_csv(out("cells.csv"), cell_rows)
+    write_csv(out("cells.csv"), [cells_csv.row(c) for c in found])
     # every neural cell's per-epoch history, one file: small enough to keep beside cells.csv
-    epochs = [{"cell": c["cell"], **row} for c in found for row in c["history"]]
+    epochs = cells_csv.history_rows(found)
     if epochs:
         write_csv(out("histories.csv"), epochs)
     # every cell's full settings and the code that made it (versions, git commit)

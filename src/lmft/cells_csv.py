@@ -1,0 +1,80 @@
+"""A report's cells.csv, one row per cell (its accuracies, best epoch, epoch count and
+provenance), and histories.csv beside it, every neural cell's per-epoch rows: written by
+lmft.report, read back by the bench scripts that combine or pair the cells of kept reports
+(whose sweep folders are gone, as a GPU run's are)."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+from lmft.comparison import at_chance
+from lmft.errors import LmftError
+
+# cells.csv column: the cell's key (lmft.comparison.load_cells) it holds
+COLUMNS = {
+    "cell": "cell",
+    "init": "init",
+    "train_size": "train_size",
+    "seed": "seed",
+    "test_acc_at_best_val": "test/acc_at_best_val",
+    "test_acc_last": "test/acc",
+    "val_acc_best": "val/acc_best",
+    "best_epoch": "best_epoch",
+}
+
+
+def row(cell: dict) -> dict:
+    """A cell's cells.csv row."""
+    return {
+        **{column: cell[key] for column, key in COLUMNS.items()},
+        "epochs": len(cell["history"]),
+        "at_chance": at_chance(cell),  # None where a cell recorded no label share (baseline)
+        "test_acc_curve_max": cell.get("test/acc_curve_max"),
+        **cell.get("provenance", {}),
+    }
+
+
+def history_rows(cells: list[dict]) -> list[dict]:
+    """The histories.csv rows of the cells: each epoch's row, named by its cell."""
+    return [{"cell": c["cell"], **r} for c in cells for r in c["history"]]
+
+
+def histories(path: Path) -> dict[str, list[dict]]:
+    """Each cell's per-epoch rows, as numbers, from the histories.csv beside a cells.csv ({} if
+    none)."""
+    found = path.with_name("histories.csv")
+    by = defaultdict(list)
+    for r in csv.DictReader(found.read_text().splitlines()) if found.is_file() else []:
+        cell = r.pop("cell")
+        by[cell].append({k: int(v) if k == "epoch" else float(v) for k, v in r.items() if v})
+    return by
+
+
+def read(path: Path) -> list[dict]:
+    """The cells of a report's cells.csv, with the keys load_cells gives them. A cell's history
+    is its rows of histories.csv; where that file is not beside cells.csv, one row per epoch
+    with only the epoch's number (enough to count epochs, not to draw them)."""
+    if not path.is_file():
+        raise LmftError(f"{path} is not a file: give a report's cells.csv")
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    lacking = {*COLUMNS, "epochs"} - set(rows[0] if rows else {})
+    if lacking:
+        raise LmftError(f"{path} has no {', '.join(sorted(lacking))}: not a report's cells.csv")
+    known = histories(path)
+    return [
+        {
+            "cell": r["cell"],
+            "init": r["init"],
+            "train_size": int(r["train_size"]),
+            "seed": int(r["seed"]),
+            "test/acc_at_best_val": float(r["test_acc_at_best_val"]),
+            "test/acc": float(r["test_acc_last"]),
+            "val/acc_best": float(r["val_acc_best"]),
+            "best_epoch": int(r["best_epoch"]) if r["best_epoch"] else None,
+            "history": known.get(r["cell"])
+            or [{"epoch": e} for e in range(1, int(r["epochs"] or 0) + 1)],
+        }
+        for r in rows
+    ]
