@@ -1,14 +1,16 @@
 """Shared fixtures: a synthetic IMDB-layout archive, composed configs that point at it, and
-bench scripts run as a user runs them."""
+bench scripts run as a user runs them or imported."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import random
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -110,6 +112,19 @@ def cfg_for():
             return compose(stage, overrides=overrides, return_hydra_config=hydra)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def bench_module():
+    """bench/<name>.py imported as a module (bench/ is not a package), to test its functions."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"lmft_{name}", ROOT / f"bench/{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

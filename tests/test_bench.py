@@ -1,6 +1,5 @@
 """The bench (bench/bench.py) times the models the presets train."""
 
-import importlib.util
 import inspect
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,17 +13,9 @@ ROOT = Path(__file__).parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
 
 
-def script(name: str):
-    """bench/<name>.py as a module (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"lmft_{name}", ROOT / f"bench/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def bench():
-    return script("bench")
+def bench(bench_module):
+    return bench_module("bench")
 
 
 @pytest.mark.parametrize("exp", PRESETS)
@@ -114,12 +105,12 @@ def test_ratios_to_the_plain_loop_pair_rows_of_the_same_pass(bench):
     assert lmft["ms"] == 187.5 and plain["ratio"] is None
 
 
-def test_replayed_early_stopping_is_lightnings(cfg_for, overrides, tmp_path):
+def test_replayed_early_stopping_is_lightnings(cfg_for, overrides, tmp_path, bench_module):
     """bench/replay_stopping.py on a cell that ran every epoch gives the epochs and best epoch
     the same cell trained with early stopping ran and kept."""
     from lmft import finetune
 
-    replay = script("replay_stopping")
+    replay = bench_module("replay_stopping")
 
     cell = [*overrides, "init=scratch", "data.train_size=60", "classifier.epochs=12"]
     full = finetune.run(cfg_for("finetune", [*cell, "classifier.patience=null"]), tmp_path / "a")

@@ -1,18 +1,11 @@
 """bench/keep_report.py: a report kept under docs/ carries no machine path, links only the
 figures it keeps, and is written whole or not at all."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from lmft.errors import LmftError
-
-spec = importlib.util.spec_from_file_location(
-    "keep_report", Path(__file__).parents[1] / "bench/keep_report.py"
-)
-keep_report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(keep_report)
 
 SUMMARY = """# lmft report: x
 
@@ -23,6 +16,11 @@ SUMMARY = """# lmft report: x
 
 ![epochs](epochs.png)
 """
+
+
+@pytest.fixture(scope="module")
+def keep_report(bench_module):
+    return bench_module("keep_report")
 
 
 @pytest.fixture
@@ -37,7 +35,7 @@ def report(tmp_path: Path) -> Path:
     return r
 
 
-def test_kept_copy(report: Path, tmp_path: Path):
+def test_kept_copy(keep_report, report: Path, tmp_path: Path):
     dest, fig = tmp_path / "docs/results/data/x", tmp_path / "docs/img/x_epochs.png"
     keep_report.keep(report, dest, [f"epochs.png={fig}"])
     assert sorted(p.name for p in dest.iterdir()) == [
@@ -60,7 +58,9 @@ def test_kept_copy(report: Path, tmp_path: Path):
         ("unshown.png=img/y.png", "shows no figure unshown.png"),
     ],
 )
-def test_bad_figure_writes_nothing(report: Path, tmp_path: Path, figure: str, says: str):
+def test_bad_figure_writes_nothing(
+    keep_report, report: Path, tmp_path: Path, figure: str, says: str
+):
     (report / "unshown.png").write_bytes(b"\x89PNG")  # a figure summary.md does not show
     dest = tmp_path / "kept"
     with pytest.raises(LmftError, match=says):
@@ -68,7 +68,7 @@ def test_bad_figure_writes_nothing(report: Path, tmp_path: Path, figure: str, sa
     assert not dest.exists() and not (tmp_path / "img").exists()
 
 
-def test_refuses_existing_dest_and_non_report(report: Path, tmp_path: Path):
+def test_refuses_existing_dest_and_non_report(keep_report, report: Path, tmp_path: Path):
     (tmp_path / "kept").mkdir()
     with pytest.raises(LmftError, match="exists already"):
         keep_report.keep(report, tmp_path / "kept", [])
