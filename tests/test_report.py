@@ -179,8 +179,12 @@ def test_markdown_states_ci_verdict_and_anchors_beside_largest_size(tmp_path):
     cells += [cell("scratch", 100, s, a) for s, a in enumerate([0.81, 0.80, 0.85])]
     cells += [cell("pretrained", 300, s, 0.9 + s / 100) for s in range(3)]
     cells += [cell("scratch", 300, s, 0.7 + s / 100) for s in range(3)]
+    for s, c in enumerate(cells[6:9]):  # pretrained at 300 labels: its best validation accuracy
+        c["val/acc_best"] = 0.70 + s / 100
     summary, gaps = summarize(cells, "test/acc")
     md = markdown("x", "test/acc", summary, gaps, len(cells), {}, {"Some paper": 91.2})
+    # test: mean, std, interval, last epoch; then the mean best validation accuracy
+    assert "| pretrained | 300 | 3 | 91.00 | 1.00 | 2.48 | 91.00 | 71.00 | 2.0 |" in md
     assert "| 100 | 3 | 0.00 | [-4.30, 4.30] | **no** |" in md  # the CI covers 0
     assert "| 300 | 3 | 20.00 | [20.00, 20.00] | yes |" in md
     assert "| Some paper | 91.2 |" in md
