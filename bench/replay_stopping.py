@@ -11,9 +11,10 @@ near chance, and the epochs they would run. Validation only: no test number is r
 from __future__ import annotations
 
 import argparse
-import csv
-from collections import defaultdict
 from pathlib import Path
+
+from lmft import cells_csv
+from lmft.errors import LmftError
 
 PATIENCE = (4, 8, 12, 16, 24, None)  # None: every epoch
 
@@ -31,13 +32,12 @@ def replay(val_acc: list[float], patience: int | None) -> tuple[int, int]:
     return len(val_acc), best + 1
 
 
-def histories(path: Path) -> dict[str, list[float]]:
+def val_curves(path: Path) -> dict[str, list[float]]:
     """Each neural cell's validation accuracy per epoch, from a report's histories.csv."""
-    rows = defaultdict(dict)
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            rows[r["cell"]][int(r["epoch"])] = float(r["val/acc"])
-    return {cell: [by_epoch[e] for e in sorted(by_epoch)] for cell, by_epoch in rows.items()}
+    return {
+        cell: [r["val/acc"] for r in sorted(rows, key=lambda r: r["epoch"])]
+        for cell, rows in cells_csv.read_histories(path).items()
+    }
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("histories", type=Path, help="a report's histories.csv")
     ap.add_argument("--chance", type=float, default=0.55, help="'near chance' below this")
     args = ap.parse_args()
-    cells = histories(args.histories)
+    cells = val_curves(args.histories)
     print(f"{len(cells)} cells, {min(map(len, cells.values()))} epochs or more each")
     print("| patience | mean val acc | lowest | near chance | epochs run (mean) |")
     print("|---:|---:|---:|---:|---:|")
@@ -62,4 +62,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LmftError as e:
+        raise SystemExit(f"replay_stopping: {e}") from None

@@ -59,6 +59,8 @@ def test_without_histories_a_cell_keeps_its_epoch_count_only(report):
 def test_a_missing_file_or_other_csv_is_refused(tmp_path):
     with pytest.raises(LmftError, match="is not a file: give a report's cells.csv"):
         cells_csv.read(tmp_path / "cells.csv")
+    with pytest.raises(LmftError, match="is not a file: give a report's histories.csv"):
+        cells_csv.read_histories(tmp_path / "histories.csv")
     (tmp_path / "other.csv").write_text("cell,seed\nx,0\n")
     with pytest.raises(LmftError, match="has no .*best_epoch.*: not a report's cells.csv"):
         cells_csv.read(tmp_path / "other.csv")

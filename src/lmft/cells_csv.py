@@ -41,28 +41,29 @@ def history_rows(cells: list[dict]) -> list[dict]:
     return [{"cell": c["cell"], **r} for c in cells for r in c["history"]]
 
 
-def histories(path: Path) -> dict[str, list[dict]]:
-    """Each cell's per-epoch rows, as numbers, from the histories.csv beside a cells.csv ({} if
-    none)."""
-    found = path.with_name("histories.csv")
+def read_histories(path: Path) -> dict[str, list[dict]]:
+    """Each cell's per-epoch rows, as numbers, from a report's histories.csv."""
+    if not path.is_file():
+        raise LmftError(f"{path} is not a file: give a report's histories.csv")
     by = defaultdict(list)
-    for r in csv.DictReader(found.read_text().splitlines()) if found.is_file() else []:
+    for r in csv.DictReader(path.read_text().splitlines()):
         cell = r.pop("cell")
         by[cell].append({k: int(v) if k == "epoch" else float(v) for k, v in r.items() if v})
     return by
 
 
 def read(path: Path) -> list[dict]:
-    """The cells of a report's cells.csv, with the keys load_cells gives them. A cell's history
-    is its rows of histories.csv; where that file is not beside cells.csv, one row per epoch
-    with only the epoch's number (enough to count epochs, not to draw them)."""
+    """The cells of a report's cells.csv, under the keys load_cells gives these values. A
+    cell's history is its rows of histories.csv; where that file is not beside cells.csv, one
+    row per epoch with only the epoch's number (enough to count epochs, not to draw them)."""
     if not path.is_file():
         raise LmftError(f"{path} is not a file: give a report's cells.csv")
     rows = list(csv.DictReader(path.read_text().splitlines()))
     lacking = {*COLUMNS, "epochs"} - set(rows[0] if rows else {})
     if lacking:
         raise LmftError(f"{path} has no {', '.join(sorted(lacking))}: not a report's cells.csv")
-    known = histories(path)
+    beside = path.with_name("histories.csv")
+    known = read_histories(beside) if beside.is_file() else {}
     return [
         {
             "cell": r["cell"],
