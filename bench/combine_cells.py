@@ -4,8 +4,9 @@ metrics.json) and the cells.csv of reports whose sweep folders are gone (a GPU r
     python bench/combine_cells.py docs/gpu/2026-12-04-h200-run2/cells.csv outputs/sweeps/seed \
         --name seed --figure docs/img/seed_baseline_learning_curve.png
 
-A cells.csv row carries a cell's accuracies, its best epoch and its epoch count, not its
-settings: so the tables are those of `lmft.report` without the settings and anchors. The
+A cells.csv row carries a cell's accuracies, its best epoch, its epoch count and whether it
+beat chance (reports since that column), not its settings: so the tables are those of
+`lmft.report` without the settings and anchors. The
 per-epoch histories come from the histories.csv beside it, where the report wrote one; the
 epoch figure (--epochs) needs them for every neural cell. Cells with the same arm, size and
 seed from two sources are an error.

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lmft import cells_csv
-from lmft.comparison import load_cells
+from lmft.comparison import at_chance, load_cells
 from lmft.errors import LmftError
 from lmft.report import run
 
@@ -27,6 +27,8 @@ def write_sweep(sweep):
             "best_epoch": len(history),
             "history": history,
         }
+        if i < 2:  # the validation's label share recorded: c0 (best 52%) at chance, c1 (63%) not
+            metrics |= {"val_majority": 0.5, "n_val": 1000}
         (sweep / f"c{i}").mkdir(parents=True)
         (sweep / f"c{i}/metrics.json").write_text(json.dumps(metrics))
 
@@ -46,6 +48,7 @@ def test_a_reports_cells_read_back_as_the_report_read_them(report):
     loaded = load_cells(sweep)[0]
     assert [{k: c[k] for k in KEYS} for c in read] == [{k: c[k] for k in KEYS} for c in loaded]
     assert [len(c["history"]) for c in read] == [2, 3, 4]
+    assert [at_chance(c) for c in read] == [at_chance(c) for c in loaded] == [True, False, None]
 
 
 def test_without_histories_a_cell_keeps_its_epoch_count_only(report):

@@ -48,6 +48,7 @@ def test_split_reports_combine_to_the_one_report_with_its_epoch_figure(tmp_path,
         row = f"| {size} | {g['n_pairs']} | {100 * float(g['gap_mean']):.2f} | [{low}, {high}] |"
         assert row in r.stdout
     assert "| pretrained | 100 | 60 | 57.92 |" in r.stdout and "| 10.7 | 0/60 |" in r.stdout
+    assert "| 0/60 | 3/50 (10 not recorded) |" in r.stdout  # cells.csv's at_chance, as reported
     assert (tmp_path / "lc.png").stat().st_size > 0 and (tmp_path / "ep.png").stat().st_size > 0
     # each cell gets its own rows of histories.csv, as numbers
     cell = next(

@@ -74,6 +74,8 @@ def read(path: Path) -> list[dict]:
             "test/acc": float(r["test_acc_last"]),
             "val/acc_best": float(r["val_acc_best"]),
             "best_epoch": int(r["best_epoch"]) if r["best_epoch"] else None,
+            # None: not recorded (the baseline, or a report written before the column)
+            "at_chance": {"True": True, "False": False}.get(r.get("at_chance", "")),
             "history": known.get(r["cell"])
             or [{"epoch": e} for e in range(1, int(r["epochs"] or 0) + 1)],
         }

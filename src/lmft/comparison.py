@@ -164,7 +164,10 @@ def at_chance(cell: dict) -> bool | None:
     not above the share of the validation's most frequent label by a one-sided binomial test
     at the 5% level (1,000 balanced texts: 52.6% or less). Such a cell never learned; its test
     accuracy is a failed run's, not the arm's. None for a cell that recorded no share (the
-    baseline's, and neural cells written before the share was recorded)."""
+    baseline's, and neural cells written before the share was recorded). A cell read back
+    from a report's cells.csv (lmft.cells_csv) carries the verdict the report wrote."""
+    if "at_chance" in cell:
+        return cell["at_chance"]
     share, n = cell.get("val_majority"), cell.get("n_val")
     if share is None or not n:
         return None
