@@ -11,7 +11,7 @@ from lmft import finetune
 from lmft.baseline import cell_texts, fit_and_select
 from lmft.comparison import against_baseline, summarize
 from lmft.data.imdb import read_imdb
-from lmft.tables import answer
+from lmft.tables import answer, best_model_lines
 
 
 def synthetic(n: int, classes: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -135,6 +135,24 @@ def test_the_report_pairs_each_arm_with_the_baseline_and_says_where_pretraining_
     first = answer(summary, gaps, list(vs.values()))[2]
     assert first.startswith("- **100 labels**: pretrained − linear baseline −9.00 points")
     assert "the baseline wins" in first and "pretraining pays" in first
+
+
+def test_the_best_model_named_is_a_neural_one_and_a_better_baseline_is_said(tmp_path):
+    cs = cells("pretrained", [0.6, 0.6]) + cells("baseline", [0.7, 0.7])
+    for c in cs:
+        c["cell"] = f"init={c['init']},n=100,seed={c['seed']}"
+    cs[1]["val/acc_best"], cs[3]["val/acc_best"] = 0.65, 0.8
+    for c in cs[:2]:  # the neural cells keep their model; the baseline's keep none
+        (tmp_path / c["cell"]).mkdir()
+        (tmp_path / c["cell"] / "model.pt").touch()
+    lines = best_model_lines(cs, tmp_path)
+    best = tmp_path / cs[1]["cell"]
+    assert lines[0].startswith(f"Best neural model by validation accuracy: `{best}`")
+    assert lines[2] == f'    lmft-predict "{best}" "some text to classify"'
+    higher = "The linear baseline reads higher: 80.00% on validation (`init=baseline,n=100,seed=1`)"
+    assert lines[4].startswith(higher)
+    cs[3]["val/acc_best"] = 0.6
+    assert "baseline" not in "".join(best_model_lines(cs, tmp_path))
 
 
 def test_the_baseline_is_every_presets_third_arm(cfg_for):

@@ -60,7 +60,7 @@ def test_smoke_pipeline_sweep_resume_and_report(overrides, tmp_path):
     assert "- validation: 50 texts, every cell" in md and "- test: 240 texts, every cell" in md
     assert "- code: lmft commit `" in md and "`: 6 cells" in md
     assert "| scratch | 190 (all) |" in md and "| scratch | 50 |" in md
-    best = md.split("Best model by validation accuracy: `")[1].split("`")[0]
+    best = md.split("Best neural model by validation accuracy: `")[1].split("`")[0]
     assert (Path(best) / "model.pt").exists() and f'lmft-predict "{best}"' in md
     assert "| Mine | 99.5 |" in md
     rows = list(csv.DictReader((report / "summary.csv").read_text().splitlines()))

@@ -87,21 +87,30 @@ def settings_lines(cells: list[dict]) -> list[str]:
 
 
 def best_model_lines(cells: list[dict], sweep_dir: Path) -> list[str]:
-    """The cell whose saved model (`model.pt`) has the best validation accuracy, chosen on
-    validation only (every cell reads the same validation texts), with the command that uses
-    it."""
+    """The neural cell whose saved model (`model.pt`) has the best validation accuracy, chosen
+    on validation only (every cell reads the same validation texts), with the command that uses
+    it; and the best baseline cell where it reads higher (it keeps no model to serve)."""
     saved = [c for c in neural(cells) if (sweep_dir / c["cell"] / "model.pt").exists()]
     if not saved:
         return []
     best = max(saved, key=lambda c: (c["val/acc_best"], c["train_size"]))
     path = sweep_dir / best["cell"]
-    return [
-        f"Best model by validation accuracy: `{path}` ({_pct(best['val/acc_best'])}% on "
+    base = [c for c in cells if c["init"] == BASELINE]
+    top = max(base, key=lambda c: (c["val/acc_best"], c["train_size"])) if base else None
+    lines = [
+        f"Best neural model by validation accuracy: `{path}` ({_pct(best['val/acc_best'])}% on "
         f"validation, {_pct(best['test/acc_at_best_val'])}% on test). Use it:",
         "",
         f'    lmft-predict "{path}" "some text to classify"',
         "",
     ]
+    if top and top["val/acc_best"] > best["val/acc_best"]:
+        lines += [
+            f"The linear baseline reads higher: {_pct(top['val/acc_best'])}% on validation "
+            f"(`{top['cell']}`); its cells keep no model to serve.",
+            "",
+        ]
+    return lines
 
 
 def n_epochs(n: int) -> str:
