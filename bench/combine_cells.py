@@ -6,10 +6,9 @@ metrics.json) and the cells.csv of reports whose sweep folders are gone (a GPU r
 
 A cells.csv row carries a cell's accuracies, its best epoch, its epoch count and whether it
 beat chance (reports since that column), not its settings: so the tables are those of
-`lmft.report` without the settings and anchors. The
-per-epoch histories come from the histories.csv beside it, where the report wrote one; the
-epoch figure (--epochs) needs them for every neural cell. Cells with the same arm, size and
-seed from two sources are an error.
+`lmft.report` without the settings and anchors. The per-epoch histories come from the
+histories.csv beside it, where the report wrote one; the epoch figure (--epochs) needs them
+for every neural cell. Cells with the same arm, size and seed from two sources are an error.
 """
 
 from __future__ import annotations
