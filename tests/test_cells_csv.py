@@ -11,7 +11,7 @@ from lmft.comparison import at_chance, load_cells
 from lmft.errors import LmftError
 from lmft.report import run
 
-KEYS = [*cells_csv.COLUMNS.values(), "history"]
+KEYS = [*(key for key, _ in cells_csv.COLUMNS.values()), "history"]
 
 
 def write_sweep(sweep):

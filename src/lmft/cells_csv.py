@@ -12,23 +12,28 @@ from pathlib import Path
 from lmft.comparison import at_chance
 from lmft.errors import LmftError
 
-# cells.csv column: the cell's key (lmft.comparison.load_cells) it holds
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value else None
+
+
+# cells.csv column: the key lmft.comparison.load_cells gives its value, and how it reads back
 COLUMNS = {
-    "cell": "cell",
-    "init": "init",
-    "train_size": "train_size",
-    "seed": "seed",
-    "test_acc_at_best_val": "test/acc_at_best_val",
-    "test_acc_last": "test/acc",
-    "val_acc_best": "val/acc_best",
-    "best_epoch": "best_epoch",
+    "cell": ("cell", str),
+    "init": ("init", str),
+    "train_size": ("train_size", int),
+    "seed": ("seed", int),
+    "test_acc_at_best_val": ("test/acc_at_best_val", float),
+    "test_acc_last": ("test/acc", float),
+    "val_acc_best": ("val/acc_best", float),
+    "best_epoch": ("best_epoch", _int_or_none),  # none for the baseline
 }
 
 
 def row(cell: dict) -> dict:
     """A cell's cells.csv row."""
     return {
-        **{column: cell[key] for column, key in COLUMNS.items()},
+        **{column: cell[key] for column, (key, _) in COLUMNS.items()},
         "epochs": len(cell["history"]),
         "at_chance": at_chance(cell),  # None where a cell recorded no label share (baseline)
         "test_acc_curve_max": cell.get("test/acc_curve_max"),
@@ -66,14 +71,7 @@ def read(path: Path) -> list[dict]:
     known = read_histories(beside) if beside.is_file() else {}
     return [
         {
-            "cell": r["cell"],
-            "init": r["init"],
-            "train_size": int(r["train_size"]),
-            "seed": int(r["seed"]),
-            "test/acc_at_best_val": float(r["test_acc_at_best_val"]),
-            "test/acc": float(r["test_acc_last"]),
-            "val/acc_best": float(r["val_acc_best"]),
-            "best_epoch": int(r["best_epoch"]) if r["best_epoch"] else None,
+            **{key: parse(r[column]) for column, (key, parse) in COLUMNS.items()},
             # None: not recorded (the baseline, or a report written before the column)
             "at_chance": {"True": True, "False": False}.get(r.get("at_chance", "")),
             "history": known.get(r["cell"])

@@ -93,10 +93,10 @@ def best_model_lines(cells: list[dict], sweep_dir: Path) -> list[str]:
     saved = [c for c in neural(cells) if (sweep_dir / c["cell"] / "model.pt").exists()]
     if not saved:
         return []
-    best = max(saved, key=lambda c: (c["val/acc_best"], c["train_size"]))
+    by_val = lambda c: (c["val/acc_best"], c["train_size"])  # noqa: E731  (ties: more labels)
+    best = max(saved, key=by_val)
     path = sweep_dir / best["cell"]
-    base = [c for c in cells if c["init"] == BASELINE]
-    top = max(base, key=lambda c: (c["val/acc_best"], c["train_size"])) if base else None
+    top = max((c for c in cells if c["init"] == BASELINE), key=by_val, default=None)
     lines = [
         f"Best neural model by validation accuracy: `{path}` ({_pct(best['val/acc_best'])}% on "
         f"validation, {_pct(best['test/acc_at_best_val'])}% on test). Use it:",
