@@ -32,9 +32,15 @@ def review(rng: random.Random, label: int) -> str:
 
 
 def make_archive(
-    path: Path, per_class: int = 120, unsup: int = 0, seed: int = 0, test_word: str | None = None
+    path: Path,
+    per_class: int = 120,
+    unsup: int = 0,
+    seed: int = 0,
+    test_word: str | None = None,
+    urls: bool = True,
 ) -> Path:
-    """A .tar.gz in the official aclImdb layout with a separable sentiment signal."""
+    """A .tar.gz in the official aclImdb layout with a separable sentiment signal; with `urls`,
+    each folder's urls file: review i of either label is of film i // 3 (test's films apart)."""
     rng = random.Random(seed)
     with tarfile.open(path, "w:gz") as tar:
 
@@ -53,6 +59,11 @@ def make_archive(
                         text += f" {test_word}"
                     rating = rng.randint(7, 10) if label else rng.randint(1, 4)
                     add(f"{split}/{folder}/{i}_{rating}.txt", text)
+                if urls:
+                    first = 1_000_000 if split == "train" else 2_000_000
+                    films = [f"http://www.imdb.com/title/tt{first + i // 3}/usercomments\n"
+                             for i in range(per_class)]  # fmt: skip
+                    add(f"{split}/urls_{folder}.txt", "".join(films))
         for i in range(unsup):
             add(f"train/unsup/{i}_0.txt", review(rng, rng.randint(0, 1)))
     return path

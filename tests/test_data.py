@@ -47,11 +47,60 @@ def test_extracted_folder_and_unsup_read_like_the_archive_and_only_when_asked(tm
     assert len(a["unsup"]) == 7 and all(y == -1 for y in a["unsup"].labels)
     for split in ("train", "test", "unsup"):
         assert a[split].texts == b[split].texts and a[split].labels == b[split].labels
+        assert a[split].groups == b[split].groups
     for labeled in (read_imdb(arc, unsup=False), read_imdb(tmp_path / "x" / "aclImdb", False)):
         assert len(labeled["unsup"]) == 0
         assert (
             labeled["train"].texts == a["train"].texts and labeled["test"].texts == a["test"].texts
         )
+
+
+def test_each_review_has_its_film_as_group_where_the_archive_has_urls(tmp_path, fake_archive):
+    r = read_imdb(fake_archive)
+    # train: neg ids 0..119, then pos ids 0..119; review i of either label is of film i // 3
+    expected = [f"tt{1_000_000 + i // 3}" for i in range(120)]
+    assert r["train"].groups == expected * 2
+    assert r["test"].groups[:3] == ["tt2000000"] * 3
+    assert not set(r["train"].groups) & set(r["test"].groups)
+    assert (
+        read_imdb(make_archive(tmp_path / "a.tar.gz", per_class=5, urls=False))["train"].groups
+        == []
+    )
+
+
+def test_val_groups_holds_out_whole_films_and_keys_the_cache(tmp_path, fake_archive):
+    plain = load_corpus(data_cfg(fake_archive, tmp_path), TASK)
+    cfg = data_cfg(fake_archive, tmp_path, val_groups=True)
+    grouped = load_corpus(cfg, TASK)
+    films = read_imdb(fake_archive)["train"].groups
+    val = {films[i] for i in grouped.val_idx.tolist()}
+    pool = {films[i] for i in grouped.pool_idx.tolist()}
+    assert val and not val & pool  # the plain split shares films; this one does not
+    assert {films[i] for i in plain.val_idx.tolist()} & {films[i] for i in plain.pool_idx.tolist()}
+    assert len(grouped.val_idx) + len(grouped.pool_idx) == 240
+    assert 30 <= len(grouped.val_idx) <= 50  # near val_size=40, in whole films of 6
+    assert 0.3 <= grouped.splits["train"].labels[grouped.val_idx].float().mean() <= 0.7
+    again = load_corpus(OmegaConf.merge(cfg, {"cache_dir": str(tmp_path / "other")}), TASK)
+    assert torch.equal(grouped.val_idx, again.val_idx)
+    # the default leaves the cache key as it was before the setting existed
+    default = data_cfg(fake_archive, tmp_path)
+    before = OmegaConf.masked_copy(default, [k for k in default if k != "val_groups"])
+    assert cache_key([fake_archive], default, TASK) == cache_key([fake_archive], before, TASK)
+    assert cache_key([fake_archive], cfg, TASK) != cache_key([fake_archive], default, TASK)
+
+
+def test_val_groups_needs_groups_and_no_validation_split_of_its_own(tmp_path):
+    bare = make_archive(tmp_path / "a.tar.gz", per_class=20, urls=False)
+    with pytest.raises(LmftError, match="gives none"):
+        load_corpus(data_cfg(bare, tmp_path, val_groups=True, val_size=10), TASK)
+    for split in ("train", "val", "test"):
+        (tmp_path / f"{split}.csv").write_text("text,label\ngood,1\nbad,0\nfine,1\npoor,0\n")
+    cfg = data_group("text_classification")
+    cfg.update(val_groups=True, cache_dir=str(tmp_path / "c"), train=str(tmp_path / "train.csv"))
+    cfg.update(validation=str(tmp_path / "val.csv"), test=str(tmp_path / "test.csv"))
+    with pytest.raises(LmftError, match="validation split of its own"):
+        load_corpus(cfg, TASK)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("ids.pt"))
 
 
 def lm_texts(corpus) -> int:

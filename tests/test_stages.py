@@ -170,7 +170,8 @@ def test_runs_stored_before_a_setting_was_added_stay_finished(
     for key, value in ADDED.items():  # the value runs had before the setting existed
         section, name = key.split(".")
         assert read["identity"][section][name] == value
-        assert OmegaConf.load(CONF / section / "default.yaml")[name] == value
+        defaults = "_shared" if section == "data" else "default"  # conf/data/: every dataset's
+        assert OmegaConf.load(CONF / section / f"{defaults}.yaml")[name] == value
     m = json.loads(files[0].read_text())
     m["identity"]["lm"]["schedule"] = "one_cycle"
     files[0].write_text(json.dumps(m))

@@ -71,7 +71,7 @@ NOT_RESULTS = frozenset(
 # Settings added after runs were stored, with the value those runs were made with: a stored
 # identity that lacks one has it (so finished runs and cells stay finished when lmft gains a
 # setting). A setting added to a stage's sections joins this list with its default.
-ADDED = {"lm.schedule": "constant", "lm.warmup_frac": 0.1}
+ADDED = {"lm.schedule": "constant", "lm.warmup_frac": 0.1, "data.val_groups": False}
 # Keys of a stage's sections that the stage never reads.
 UNREAD = {"pretrain": FINETUNE_ONLY, "baseline": NEURAL_ONLY}
 # A fine-tuning cell's own axes, first in its folder name (`cell_name`).
@@ -111,11 +111,14 @@ def run_identity(cfg: DictConfig, stage: str) -> dict:
 
 
 def cache_settings(data: dict) -> dict:
-    """The data settings the tokenizer and the token ids depend on (the id cache's key)."""
+    """The data settings the tokenizer and the token ids depend on (the id cache's key); a
+    setting added since (`ADDED`) only where it is not the value caches were made with."""
     return {
         k: v
         for k, v in data.items()
-        if decides(f"data.{k}", "finetune") and f"data.{k}" not in AFTER_TOKENS
+        if decides(f"data.{k}", "finetune")
+        and f"data.{k}" not in AFTER_TOKENS
+        and not (f"data.{k}" in ADDED and ADDED[f"data.{k}"] == v)
     }
 
 

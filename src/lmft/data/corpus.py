@@ -142,13 +142,30 @@ def read_task(reader: DatasetReader, inputs: list[Path]) -> tuple[dict[str, Text
 
 
 def validation_and_pool(texts: dict[str, Texts], data_cfg) -> tuple[torch.Tensor, torch.Tensor]:
-    """(validation, labeled pool) indices of the task's texts (`lmft.data.splits.labeled_pool`)."""
-    own = texts.get("val")
+    """(validation, labeled pool) indices of the task's texts (`lmft.data.splits.labeled_pool`),
+    whole groups held out with `data.val_groups`."""
+    own, train = texts.get("val"), texts["train"]
+    groups = None
+    if data_cfg.val_groups:
+        if own is not None:
+            raise LmftError(
+                "data.val_groups=true holds whole groups of the training texts out as "
+                "validation, but this data has a validation split of its own: drop "
+                "data.val_groups=true."
+            )
+        if not train.groups:
+            raise LmftError(
+                "data.val_groups=true needs each training text's group, and this data's reader "
+                "gives none (IMDB's gives each review's film, from the archive's "
+                "aclImdb/train/urls_*.txt files). Drop data.val_groups=true."
+            )
+        groups = train.groups
     return labeled_pool(
-        torch.tensor(texts["train"].labels),
+        torch.tensor(train.labels),
         None if own is None else torch.tensor(own.labels),
         data_cfg.val_size,
         data_cfg.split_seed,
+        groups,
     )
 
 

@@ -31,12 +31,16 @@ DEFAULT_CANDIDATES = (
 )
 SPLITS = ("train", "test", "unsup")
 _REVIEW = re.compile(r"^(?:.*/)?aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+# urls_<folder>.txt: line k is the film page of review k of that folder (…/title/tt0453418/…)
+_URLS = re.compile(r"^(?:.*/)?aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")
+_FILM = re.compile(r"/title/(tt\d+)")
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
 class Reviews(Texts):
-    """IMDB reviews of one split, sorted by (label, file id), with their star ratings."""
+    """IMDB reviews of one split, sorted by (label, file id), with their star ratings and (where
+    the archive has its `urls_*.txt`) their films as groups."""
 
     ratings: list[int] = field(default_factory=list)  # 1..10, 0 for unsup
 
@@ -116,26 +120,26 @@ def _clean(raw: bytes, name: str) -> str:
     return text
 
 
-def _review(name: str, unsup: bool) -> re.Match | None:
-    """The layout match of a member or file that is a review to read (labeled ones always,
-    unlabeled ones if `unsup`); None for anything else."""
-    m = _REVIEW.match(name)
+def _member(name: str, unsup: bool) -> re.Match | None:
+    """The layout match of a member or file to read: a review (labeled ones always, unlabeled
+    ones if `unsup`) or a folder's urls file; None for anything else."""
+    m = _REVIEW.match(name) or _URLS.match(name)
     return m if m and (unsup or m[2] != "unsup") else None
 
 
 def _iter_files(archive: Path, unsup: bool):
-    """Yield (layout match, bytes) for every review file `_review` keeps, in a .tar.gz or an
+    """Yield (layout match, bytes) for every file `_member` keeps, in a .tar.gz or an
     extracted folder; the match's string is the member name."""
     if archive.is_dir():
         root = archive if archive.name == "aclImdb" else archive / "aclImdb"
-        for p in sorted(root.glob("*/*/*.txt")):
-            if m := _review(f"aclImdb/{p.relative_to(root).as_posix()}", unsup):
+        for p in sorted(root.glob("*/*.txt")) + sorted(root.glob("*/*/*.txt")):
+            if m := _member(f"aclImdb/{p.relative_to(root).as_posix()}", unsup):
                 yield m, p.read_bytes()
         return
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
-                if member.isfile() and (m := _review(member.name, unsup)):
+                if member.isfile() and (m := _member(member.name, unsup)):
                     yield m, tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LmftError(
@@ -144,16 +148,28 @@ def _iter_files(archive: Path, unsup: bool):
         ) from e
 
 
+def _films(raw: bytes) -> list[str]:
+    """The film of each line of a urls file (the page itself where it names no film)."""
+    lines = raw.decode("utf-8", errors="replace").split()
+    return [m[1] if (m := _FILM.search(u)) else u for u in lines]
+
+
 def read_imdb(archive: Path, unsup: bool = True) -> dict[str, Reviews]:
     """Read train/test reviews, and the unlabeled ones (when present) if `unsup`; `<br />`
-    becomes whitespace."""
-    rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in SPLITS}
+    becomes whitespace. Each review's film is its group, in a split whose folders all have
+    their urls file (the official archive's do); a split without has no groups."""
+    rows: dict[str, list[tuple[int, int, int, str, tuple[str, str]]]] = {s: [] for s in SPLITS}
+    urls: dict[tuple[str, str], list[str]] = {}
     for m, raw in _iter_files(archive, unsup):
+        if m.re is _URLS:
+            urls[m[1], m[2]] = _films(raw)
+            continue
         split, folder, file_id, rating = m.groups()
-        split = "unsup" if folder == "unsup" else split
         label = {"pos": 1, "neg": 0, "unsup": -1}[folder]
         rating = int(rating) if folder != "unsup" else 0
-        rows[split].append((label, int(file_id), rating, _clean(raw, m.string)))
+        rows["unsup" if folder == "unsup" else split].append(
+            (label, int(file_id), rating, _clean(raw, m.string), (split, folder))
+        )
     for split in ("train", "test"):
         counts = {lab: sum(r[0] == lab for r in rows[split]) for lab in (0, 1)}
         if min(counts.values()) == 0:
@@ -165,7 +181,10 @@ def read_imdb(archive: Path, unsup: bool = True) -> dict[str, Reviews]:
     out = {}
     for split, r in rows.items():
         r.sort(key=lambda t: (t[0], t[1]))
-        out[split] = Reviews([t[3] for t in r], [t[0] for t in r], [t[2] for t in r])
+        known = all(t[4] in urls and t[1] < len(urls[t[4]]) for t in r)
+        films = [urls[t[4]][t[1]] for t in r] if known else []
+        texts, labels, ratings = [t[3] for t in r], [t[0] for t in r], [t[2] for t in r]
+        out[split] = Reviews(texts=texts, labels=labels, groups=films, ratings=ratings)
     return out
 
 

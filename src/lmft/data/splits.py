@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
 
 from lmft.errors import LmftError
@@ -42,11 +43,15 @@ def outside(n: int, held_out: torch.Tensor) -> torch.Tensor:
 
 
 def validation_indices(
-    labels: torch.Tensor, val_size: int | float, split_seed: int
+    labels: torch.Tensor, val_size: int | float, split_seed: int, groups: list[str] | None = None
 ) -> torch.Tensor:
     """The fixed validation split held out of the labeled training split (same for every run).
 
-    `val_size` is a count, or a fraction of the training split when below 1.
+    `val_size` is a count, or a fraction of the training split when below 1. Without `groups`,
+    exactly that many, balanced by label. With `groups` (one per text), whole groups: no group
+    is on both sides. That is scikit-learn's `StratifiedGroupKFold`, the first of
+    round(n / val_size) folds, so the size is near `val_size` and each label's share near the
+    training split's.
     """
     if isinstance(val_size, float) and 0 < val_size < 1:
         val_size = round(val_size * len(labels))
@@ -55,18 +60,36 @@ def validation_indices(
             f"data.val_size={val_size} must be at least 2 and below the {len(labels)} "
             "labeled training examples."
         )
-    return balanced_subset(labels, torch.arange(len(labels)), val_size, split_seed)
+    if groups is None:
+        return balanced_subset(labels, torch.arange(len(labels)), val_size, split_seed)
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_folds = max(2, round(len(labels) / val_size))
+    folds = StratifiedGroupKFold(n_folds, shuffle=True, random_state=split_seed)
+    try:
+        _, val = next(folds.split(np.zeros(len(labels)), labels.numpy(), groups))
+    except ValueError as e:  # fewer groups than folds
+        raise LmftError(
+            f"data.val_groups=true: cannot hold out whole groups of about {val_size} texts "
+            f"({e}). Use a larger data.val_size, or data.val_groups=false."
+        ) from e
+    return torch.from_numpy(np.sort(val))
 
 
 def labeled_pool(
-    train_labels: torch.Tensor, val_labels: torch.Tensor | None, val_size, split_seed: int
+    train_labels: torch.Tensor,
+    val_labels: torch.Tensor | None,
+    val_size,
+    split_seed: int,
+    groups: list[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(validation indices, labeled pool indices). With a validation split of its own
     (`val_labels`) validation is all of it and the pool all of train; otherwise validation is
-    the fixed hold-out of train (indices into train), and the pool the rest."""
+    the fixed hold-out of train (indices into train; whole `groups` when given), and the pool
+    the rest."""
     if val_labels is not None:
         return torch.arange(len(val_labels)), torch.arange(len(train_labels))
-    val = validation_indices(train_labels, val_size, split_seed)
+    val = validation_indices(train_labels, val_size, split_seed, groups)
     return val, outside(len(train_labels), val)
 
 

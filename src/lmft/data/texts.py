@@ -10,11 +10,14 @@ from dataclasses import dataclass, field, fields
 @dataclass
 class Texts:
     """Texts of one split and their label ids (-1: unlabeled), in an order that never depends
-    on how the files were stored. A reader may subclass it to keep a per-text field of its
-    format (IMDB's `Reviews`: the star rating); `subset` keeps every field."""
+    on how the files were stored, and optionally each text's group (IMDB: its film), which
+    `data.val_groups` keeps whole on one side of the validation split. A reader may subclass
+    it to keep a per-text field of its format (IMDB's `Reviews`: the star rating); `subset`
+    keeps every field (an empty one stays empty)."""
 
     texts: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # empty: the reader knows no groups
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -35,5 +38,8 @@ class Texts:
 
     def subset(self, indices: list[int]) -> Texts:
         return type(self)(
-            **{f.name: [getattr(self, f.name)[i] for i in indices] for f in fields(self)}
+            **{
+                f.name: [v[i] for i in indices] if (v := getattr(self, f.name)) else []
+                for f in fields(self)
+            }
         )
