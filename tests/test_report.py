@@ -212,7 +212,7 @@ def test_cells_that_never_beat_chance_on_validation_are_counted_and_named():
     def scored(init, seed, val, share=0.5):
         c = cell(init, 100, seed, 0.6)
         c.update({"val/acc_best": val, "n_val": 1000, "val_majority": share})
-        return c
+        return {**c, "at_chance": at_chance(c)}  # as load_cells gives it
 
     assert at_chance(scored("scratch", 0, 0.526)) and not at_chance(scored("scratch", 0, 0.527))
     assert at_chance(scored("scratch", 0, 0.62, share=0.62))  # an imbalanced validation

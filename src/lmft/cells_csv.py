@@ -9,7 +9,6 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from lmft.comparison import at_chance
 from lmft.errors import LmftError
 
 
@@ -35,7 +34,7 @@ def row(cell: dict) -> dict:
     return {
         **{column: cell[key] for column, (key, _) in COLUMNS.items()},
         "epochs": len(cell["history"]),
-        "at_chance": at_chance(cell),  # None where a cell recorded no label share (baseline)
+        "at_chance": cell["at_chance"],  # None where a cell recorded no label share (baseline)
         "test_acc_curve_max": cell.get("test/acc_curve_max"),
         **cell.get("provenance", {}),
     }

@@ -46,7 +46,7 @@ def load_cells(sweep_dir: Path) -> tuple[list[dict], dict[str, str]]:
             not_counted[d.name] = f"the settings and seed of {seen[same]}"
             continue
         seen[same] = d.name
-        cells.append({**m, "cell": d.name})
+        cells.append({**m, "cell": d.name, "at_chance": at_chance(m)})
     if not cells:
         raise LmftError(f"No finished cells in {sweep_dir}; run or resume the sweep first.")
     return cells, not_counted
@@ -164,10 +164,8 @@ def at_chance(cell: dict) -> bool | None:
     not above the share of the validation's most frequent label by a one-sided binomial test
     at the 5% level (1,000 balanced texts: 52.6% or less). Such a cell never learned; its test
     accuracy is a failed run's, not the arm's. None for a cell that recorded no share (the
-    baseline's, and neural cells written before the share was recorded). A cell read back
-    from a report's cells.csv (lmft.cells_csv) carries the verdict the report wrote."""
-    if "at_chance" in cell:
-        return cell["at_chance"]
+    baseline's, and neural cells written before the share was recorded). Given once, when a
+    cell is loaded (`load_cells`; lmft.cells_csv reads back the verdict a report wrote)."""
     share, n = cell.get("val_majority"), cell.get("n_val")
     if share is None or not n:
         return None
@@ -190,9 +188,9 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
     `best_epoch_mean`: the mean epoch of best validation accuracy (how fast an arm learns
     what it learns). `n_best_last`: cells whose best validation epoch was their last (still
     improving when training stopped: judged before they were done). `n_at_chance`: cells
-    that never beat chance on validation (`at_chance`), among the `n_chance_known` cells that
-    recorded the validation's label share (cells written before lmft recorded it are not
-    counted)."""
+    that never beat chance on validation (their `at_chance` verdict), among the
+    `n_chance_known` cells with one (cells written before lmft recorded the validation's label
+    share have none, and are not counted)."""
     by, labels = _groups(cells), size_labels(cells)
     summary = []
     for (rec, init, size, lm), runs in sorted(by.items(), key=_order):
@@ -200,7 +198,7 @@ def summarize(cells: list[dict], metric: str) -> tuple[list[dict], list[dict]]:
         last = [r["test/acc"] for r in runs.values()]
         mean, std, ci = mean_ci(vals)
         neural = init != BASELINE
-        chance, known = _count_known(map(at_chance, runs.values()))
+        chance, known = _count_known(r.get("at_chance") for r in runs.values())
         summary.append(
             {
                 "recipe": rec,
