@@ -1,15 +1,14 @@
 """The bench (bench/bench.py) times the models the presets train."""
 
 import inspect
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import ROOT
 from omegaconf import OmegaConf
 
 from lmft.models import LanguageModel, SentimentClassifier
 
-ROOT = Path(__file__).parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
 
 

@@ -4,9 +4,10 @@ of reports whose runs are split over machines, as a GPU grid split over jobs is.
 import csv
 from pathlib import Path
 
+from conftest import ROOT
+
 from lmft import cells_csv
 
-ROOT = Path(__file__).parents[1]
 REPORT = ROOT / "docs/results/data/quick_more_seeds"  # a committed report: 210 cells
 
 

@@ -4,7 +4,8 @@ committed beside a copied report, or a renamed data folder is a broken link a re
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 # [text](target) and ![alt](target); the target ends at whitespace, ')' or '#'
 LINK = re.compile(r"\]\(([^)\s#]+)")
 

@@ -11,8 +11,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.skipif(
     not (shutil.which("bash") and shutil.which("pgrep")), reason="needs bash and pgrep"
 )
