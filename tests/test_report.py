@@ -280,6 +280,13 @@ def test_report_names_the_lm_the_settings_and_what_differs():
         "3 epochs",
         "10 epochs",
     ]
+    # the validation split: its size, and whether whole groups (films) were held out
+    for c in cells:
+        c |= {"n_val": 995, "identity": {**c["identity"], "data": {"val_groups": True}}}
+    held = "- validation: 995 texts, whole groups held out (`data.val_groups`), every cell"
+    assert held in settings_lines(cells)
+    cells[0]["identity"]["data"]["val_groups"] = False
+    assert "- validation: 995 texts, every cell" in settings_lines(cells)
 
 
 def test_figure_caption_states_the_lm_and_the_recipe():

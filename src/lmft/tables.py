@@ -48,10 +48,13 @@ def settings_lines(cells: list[dict]) -> list[str]:
     files = sorted({f for c in cells for f in c.get("inputs") or []})
     if files:
         lines.append(DATA_FILES + ", ".join(f"`{f}`" for f in files))
+    by_group = all(flatten(c.get("identity") or {}).get("data.val_groups") for c in cells)
+    held = {"validation": ", whole groups held out (`data.val_groups`)" if by_group else ""}
     for split, key in (("validation", "n_val"), ("test", "n_test")):
         counts = sorted({c[key] for c in cells if key in c})
         if counts:
-            lines.append(f"- {split}: {' / '.join(f'{n:,}' for n in counts)} texts, every cell")
+            sizes = " / ".join(f"{n:,}" for n in counts)
+            lines.append(f"- {split}: {sizes} texts{held.get(split, '')}, every cell")
     if varying:
         values = {
             k: sorted({spelt(flatten(c["identity"]).get(k)) for c in neural(cells)})
