@@ -48,13 +48,14 @@ def settings_lines(cells: list[dict]) -> list[str]:
     files = sorted({f for c in cells for f in c.get("inputs") or []})
     if files:
         lines.append(DATA_FILES + ", ".join(f"`{f}`" for f in files))
-    by_group = all(flatten(c.get("identity") or {}).get("data.val_groups") for c in cells)
-    held = {"validation": ", whole groups held out (`data.val_groups`)" if by_group else ""}
+    by_group = all((c.get("identity") or {}).get("data", {}).get("val_groups") for c in cells)
     for split, key in (("validation", "n_val"), ("test", "n_test")):
         counts = sorted({c[key] for c in cells if key in c})
         if counts:
             sizes = " / ".join(f"{n:,}" for n in counts)
-            lines.append(f"- {split}: {sizes} texts{held.get(split, '')}, every cell")
+            whole = by_group and split == "validation"
+            held = ", whole groups held out (`data.val_groups`)" if whole else ""
+            lines.append(f"- {split}: {sizes} texts{held}, every cell")
     if varying:
         values = {
             k: sorted({spelt(flatten(c["identity"]).get(k)) for c in neural(cells)})
@@ -89,6 +90,11 @@ def settings_lines(cells: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _by_validation(cell: dict) -> tuple[float, int]:
+    """A cell's rank when picking the best: its best validation accuracy (ties: more labels)."""
+    return cell["val/acc_best"], cell["train_size"]
+
+
 def best_model_lines(cells: list[dict], sweep_dir: Path) -> list[str]:
     """The neural cell whose saved model (`model.pt`) has the best validation accuracy, chosen
     on validation only (every cell reads the same validation texts), with the command that uses
@@ -96,10 +102,9 @@ def best_model_lines(cells: list[dict], sweep_dir: Path) -> list[str]:
     saved = [c for c in neural(cells) if (sweep_dir / c["cell"] / "model.pt").exists()]
     if not saved:
         return []
-    by_val = lambda c: (c["val/acc_best"], c["train_size"])  # noqa: E731  (ties: more labels)
-    best = max(saved, key=by_val)
+    best = max(saved, key=_by_validation)
     path = sweep_dir / best["cell"]
-    top = max((c for c in cells if c["init"] == BASELINE), key=by_val, default=None)
+    top = max((c for c in cells if c["init"] == BASELINE), key=_by_validation, default=None)
     lines = [
         f"Best neural model by validation accuracy: `{path}` ({_pct(best['val/acc_best'])}% on "
         f"validation, {_pct(best['test/acc_at_best_val'])}% on test). Use it:",
