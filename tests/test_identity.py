@@ -8,7 +8,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from lmft.data.corpus import cache_key
-from lmft.identity import AFTER_TOKENS, NOT_RESULTS, STAGE_SECTIONS, UNREAD, run_identity
+from lmft.errors import LmftError
+from lmft.identity import (
+    AFTER_TOKENS,
+    NOT_RESULTS,
+    STAGE_SECTIONS,
+    UNREAD,
+    cache_settings,
+    read_finished,
+    run_identity,
+    stored_identity,
+)
 from lmft.pretrained import pretrain_command
 from lmft.resolvers import cell_name, register
 from lmft.results import provenance
@@ -93,6 +103,28 @@ def test_one_key_is_treated_alike_by_every_consumer(with_overrides, fake_archive
     lm_only = run_identity(cfg, "pretrain")
     assert "train_size" not in lm_only["data"] and "classifier" not in lm_only
     assert run_identity(cfg, "finetune")["data"]["train_size"] == cfg.data.train_size
+
+
+def test_a_setting_one_reader_gained_is_read_into_that_readers_stored_runs_only(cfg_for, tmp_path):
+    """A text_classification cell stored before data.group_column existed stays finished (the
+    key read in as null, and its id cache key is the one before); another group column is
+    refused; an IMDB run never gains the key."""
+    import json
+
+    own = cfg_for("finetune", ["data=text_classification", "data.train=x.csv", "init=scratch"])
+    identity = run_identity(own, "scratch")
+    old = json.loads(json.dumps(identity))
+    del old["data"]["group_column"]
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"identity": old}))
+    assert read_finished(path, identity, "cell") == {"identity": old}
+    assert cache_settings(identity["data"]) == cache_settings(old["data"])
+    grouped = run_identity(OmegaConf.merge(own, {"data": {"group_column": "user"}}), "scratch")
+    assert cache_settings(grouped["data"]) != cache_settings(old["data"])
+    with pytest.raises(LmftError, match="data.group_column: None != 'user'"):
+        read_finished(path, grouped, "cell")
+    imdb = run_identity(cfg_for("finetune", ["init=scratch"]), "scratch")
+    assert "group_column" not in stored_identity({"identity": imdb}, imdb)["data"]
 
 
 def test_the_printed_pretrain_command_replaces_what_it_adds(with_overrides):

@@ -258,13 +258,56 @@ def test_validation_file_is_the_whole_validation_split(binary_csv, cfg_for, tmp_
     assert dm.val_set.encoded is corpus.splits["val"]
 
 
+def test_a_group_column_holds_out_whole_groups_for_validation_and_test(cfg_for, tmp_path):
+    """With data.group_column and data.val_groups=true, test (held out of train) and validation
+    take whole groups: no group on both sides of either, each near its size, labels balanced;
+    without data.val_groups the same test fraction shares groups with train."""
+    from lmft.data.reader import dataset_reader
+
+    rows = examples(["neg", "pos"], 100, 0)
+    for i, r in enumerate(rows):
+        r["user"] = f"u{i // 4}"  # 50 users of 4 examples each, labels mixed
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, rows)
+    opts = [f"data.train={path}", "data.group_column=user", "data.test_fraction=0.2"]
+    cfg = cfg_for("finetune", base(tmp_path, *opts, "data.val_groups=true"))
+    reader = dataset_reader(cfg.data)
+    texts, _ = reader.read(reader.inputs())
+    train, test = texts["train"], texts["test"]
+    assert not set(train.groups) & set(test.groups)
+    assert 32 <= len(test) <= 48 and len(train) + len(test) == 200  # near 0.2, in whole users
+    assert 0.3 <= sum(test.labels) / len(test) <= 0.7
+    corpus = load_corpus(cfg.data, cfg.pretrain_data)
+    val = {train.groups[i] for i in corpus.val_idx.tolist()}
+    assert val and not val & {train.groups[i] for i in corpus.pool_idx.tolist()}
+    assert corpus.splits["test"].labels.tolist() == test.labels
+    plain = dataset_reader(cfg_for("finetune", base(tmp_path, *opts)).data)
+    split = plain.read(plain.inputs())[0]
+    assert set(split["train"].groups) & set(split["test"].groups)
+
+
+def test_a_group_column_must_be_there_and_filled(tmp_path):
+    from lmft.data.text_files import read_labeled
+
+    path = tmp_path / "d.csv"
+    path.write_text("text,label,user\ngood,pos,ann\nbad,neg,\n")
+    with pytest.raises(LmftError, match=r"d.csv, line 3: an empty or missing group"):
+        read_labeled(path, "auto", "text", "label", "user")
+    with pytest.raises(LmftError, match="no column 'customer'.*data.group_column"):
+        read_labeled(path, "auto", "text", "label", "customer")
+    (tmp_path / "folder" / "pos").mkdir(parents=True)
+    (tmp_path / "folder" / "pos" / "a.txt").write_text("good")
+    with pytest.raises(LmftError, match="needs a CSV, TSV or JSONL file"):
+        read_labeled(tmp_path / "folder", "auto", "text", "label", "user")
+
+
 def test_tsv_with_own_column_names(tmp_path):
     from lmft.data.text_files import read_labeled
 
     path = tmp_path / "d.tsv"
     path.write_text("sentence\tclass\tnote\nfine, really fine\t1\tx\nawful\t0\ty\n")
-    texts, labels = read_labeled(path, "auto", "sentence", "class")
-    assert texts == ["fine, really fine", "awful"] and labels == ["1", "0"]
+    texts, labels, groups = read_labeled(path, "auto", "sentence", "class")
+    assert texts == ["fine, really fine", "awful"] and labels == ["1", "0"] and groups == []
     from lmft.data.text_files import label_names
 
     assert label_names(["10", "2", "1", "2"], None) == ["1", "2", "10"]  # integers: numeric order
@@ -295,7 +338,7 @@ def test_own_data_never_changes_silently(tmp_path, capsys):
     tsv = tmp_path / "d.tsv"
     tsv.write_text("text\tlabel\n" + "\n".join(rows) + "\n")
     capsys.readouterr()
-    texts, labels = read_labeled(tsv, "auto", "text", "label")
+    texts, labels, _ = read_labeled(tsv, "auto", "text", "label")
     assert len(texts) == 301 and texts[0] == '"quoted start' and labels[:2] == ["1", "0"]
     assert f"{tsv}: 301 examples" in capsys.readouterr().err
 
@@ -312,7 +355,7 @@ def test_own_data_faults_are_error_lines_and_excel_csv_reads(tmp_path):
     excel = tmp_path / "excel.csv"
     long = "word " * 40_000  # 200 KB in one field
     excel.write_bytes("\ufefftext,label\n".encode() + f'"{long}",pos\nshort,neg\n'.encode())
-    texts, labels = read_labeled(excel, "auto", "text", "label")
+    texts, labels, _ = read_labeled(excel, "auto", "text", "label")
     assert labels == ["pos", "neg"] and len(texts[0]) == len(long.strip())
 
 

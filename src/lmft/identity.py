@@ -72,6 +72,8 @@ NOT_RESULTS = frozenset(
 # identity that lacks one has it (so finished runs and cells stay finished when lmft gains a
 # setting). A setting added to a stage's sections joins this list with its default.
 ADDED = {"lm.schedule": "constant", "lm.warmup_frac": 0.1, "data.val_groups": False}
+# Likewise for the settings of one dataset reader (`data._target_`), which other datasets lack.
+READER_ADDED = {"lmft.data.text_files.TextClassification": {"data.group_column": None}}
 # Keys of a stage's sections that the stage never reads.
 UNREAD = {"pretrain": FINETUNE_ONLY, "baseline": NEURAL_ONLY}
 # A fine-tuning cell's own axes, first in its folder name (`cell_name`).
@@ -110,15 +112,22 @@ def run_identity(cfg: DictConfig, stage: str) -> dict:
     return out
 
 
+def added(data: dict | None) -> dict:
+    """The settings added since runs were stored (`ADDED`), with those of the reader that a
+    data section names (`READER_ADDED`)."""
+    return {**ADDED, **READER_ADDED.get((data or {}).get("_target_"), {})}
+
+
 def cache_settings(data: dict) -> dict:
     """The data settings the tokenizer and the token ids depend on (the id cache's key); a
-    setting added since (`ADDED`) only where it is not the value caches were made with."""
+    setting added since (`added`) only where it is not the value caches were made with."""
+    new = added(data)
     return {
         k: v
         for k, v in data.items()
         if decides(f"data.{k}", "finetune")
         and f"data.{k}" not in AFTER_TOKENS
-        and not (f"data.{k}" in ADDED and ADDED[f"data.{k}"] == v)
+        and not (f"data.{k}" in new and new[f"data.{k}"] == v)
     }
 
 
@@ -145,12 +154,12 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 def stored_identity(metrics: dict, sections) -> dict | None:
     """A finished run's stored identity: its `sections` (those its stage reads today; a scratch
     cell stored before lmft left out the LM it never reads has an `lm` section, dropped), with
-    the settings added since it ran (`ADDED`)."""
+    the settings added since it ran (`added`)."""
     done = metrics.get("identity")
     if done is None:
         return None
     done = {s: copy.deepcopy(v) for s, v in done.items() if s in sections}
-    for key, value in ADDED.items():
+    for key, value in added(done.get("data")).items():
         section, name = key.split(".", 1)
         if isinstance(done.get(section), dict):
             done[section].setdefault(name, value)

@@ -157,7 +157,9 @@ def validation_and_pool(texts: dict[str, Texts], data_cfg) -> tuple[torch.Tensor
             raise LmftError(
                 "data.val_groups=true needs each training text's group, and this data's reader "
                 "gives none (IMDB's gives each review's film, from the archive's "
-                "aclImdb/train/urls_*.txt files). Drop data.val_groups=true."
+                "aclImdb/train/urls_*.txt files; data=text_classification gives the column "
+                "data.group_column names, when set). Give the groups, or drop "
+                "data.val_groups=true."
             )
         groups = train.groups
     return labeled_pool(

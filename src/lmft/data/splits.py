@@ -48,10 +48,8 @@ def validation_indices(
     """The fixed validation split held out of the labeled training split (same for every run).
 
     `val_size` is a count, or a fraction of the training split when below 1. Without `groups`,
-    exactly that many, balanced by label. With `groups` (one per text), whole groups: no group
-    is on both sides. That is scikit-learn's `StratifiedGroupKFold`, the first of
-    round(n / val_size) folds, so the size is near `val_size` and each label's share near the
-    training split's.
+    exactly that many, balanced by label; with `groups` (one per text), whole groups
+    (`whole_groups`).
     """
     if isinstance(val_size, float) and 0 < val_size < 1:
         val_size = round(val_size * len(labels))
@@ -62,18 +60,28 @@ def validation_indices(
         )
     if groups is None:
         return balanced_subset(labels, torch.arange(len(labels)), val_size, split_seed)
+    return whole_groups(labels, val_size, split_seed, groups, "data.val_size")
+
+
+def whole_groups(
+    labels: torch.Tensor, size: int, seed: int, groups: list[str], key: str
+) -> torch.Tensor:
+    """About `size` indices (sorted) of whole groups (one group per text), so that no group is
+    both in and out; each label's share near the whole's. That is scikit-learn's
+    `StratifiedGroupKFold`, the first of round(n / size) folds, drawn with `seed`. `key` is the
+    setting that asked for `size` (named in the error when there are too few groups)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    n_folds = max(2, round(len(labels) / val_size))
-    folds = StratifiedGroupKFold(n_folds, shuffle=True, random_state=split_seed)
+    n_folds = max(2, round(len(labels) / size))
+    folds = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
     try:
-        _, val = next(folds.split(np.zeros(len(labels)), labels.numpy(), groups))
+        _, held = next(folds.split(np.zeros(len(labels)), labels.numpy(), groups))
     except ValueError as e:  # fewer groups than folds
         raise LmftError(
-            f"data.val_groups=true: cannot hold out whole groups of about {val_size} texts "
-            f"({e}). Use a larger data.val_size, or data.val_groups=false."
+            f"data.val_groups=true: cannot hold out whole groups of about {size} texts ({e}). "
+            f"Use a larger {key}, or data.val_groups=false."
         ) from e
-    return torch.from_numpy(np.sort(val))
+    return torch.from_numpy(np.sort(held))
 
 
 def labeled_pool(

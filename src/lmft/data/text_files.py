@@ -5,7 +5,8 @@
 
 Labels are read as strings and numbered in the order of `data.labels` (or sorted, numerically
 when they all are integers); every file is checked, so a typo in a label is an error that
-names the file, the label and the classes that exist.
+names the file, the label and the classes that exist. A column of each training example's group
+(`data.group_column`: a user, a product) lets `data.val_groups=true` hold out whole groups.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from lmft.data.reader import DatasetReader
+from lmft.data.splits import whole_groups
 from lmft.data.texts import Texts
 from lmft.errors import LmftError
 
@@ -67,18 +71,28 @@ def _rows(path: Path, fmt: str) -> list[tuple[int, dict]]:
         raise LmftError(f"{path}: not readable as {fmt.upper()} ({e}).") from e
 
 
-def _label(value) -> str:
-    """A label as text: JSON numbers as written (1 and 1.0 are compared later), None as ''."""
+def _value(value) -> str:
+    """A label or group as text: JSON numbers as written (1 and 1.0 are compared later), None
+    as ''."""
     return "" if value is None else str(value).strip()
 
 
-def read_labeled(path: str | Path, fmt: str, text_column: str, label_column: str):
-    """(texts, label strings) of one file, or of a folder with one subfolder of .txt per label."""
+def read_labeled(
+    path: str | Path, fmt: str, text_column: str, label_column: str, group_column: str | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """(texts, label strings, group strings) of one file, or of a folder with one subfolder of
+    .txt per label; the groups are read from `group_column` (none without one)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise LmftError(f"Dataset file {path} does not exist.")
     fmt = _format(path, fmt)
+    groups: list[str] = []
     if fmt == "folder":
+        if group_column:
+            raise LmftError(
+                f"{path} is a folder of .txt files, which has no column {group_column!r}: "
+                "data.group_column needs a CSV, TSV or JSONL file."
+            )
         files = sorted(p for p in path.glob("*/*") if p.is_file())
         texts = [utf8(p.read_bytes(), str(p)).strip() for p in files]
         labels = [p.parent.name for p in files]
@@ -86,28 +100,33 @@ def read_labeled(path: str | Path, fmt: str, text_column: str, label_column: str
     else:
         rows = _rows(path, fmt)
         if rows:
-            missing = [c for c in (text_column, label_column) if c not in rows[0][1]]
+            wanted = (text_column, label_column, group_column)
+            missing = [c for c in wanted if c and c not in rows[0][1]]
             if missing:
                 raise LmftError(
                     f"{path} has no column {', '.join(map(repr, missing))}; its columns are "
                     f"{', '.join(map(repr, rows[0][1]))}. Set data.text_column / "
-                    "data.label_column."
+                    "data.label_column" + (" / data.group_column." if group_column else ".")
                 )
-        texts = [_label(r.get(text_column)) for _, r in rows]
-        labels = [_label(r.get(label_column)) for _, r in rows]
+        texts = [_value(r.get(text_column)) for _, r in rows]
+        labels = [_value(r.get(label_column)) for _, r in rows]
+        if group_column:
+            groups = [_value(r.get(group_column)) for _, r in rows]
         where = [f"{path}, line {i}" for i, _ in rows]
     if not texts:
         raise LmftError(f"{path} holds no examples.")
-    empty = [i for i, (t, y) in enumerate(zip(texts, labels, strict=True)) if not t or not y]
+    fields = {"text": texts, "label": labels, "group": groups}
+    empty = [i for i in range(len(texts)) if not all(v[i] for v in fields.values() if v)]
     if empty:
-        what = "label" if texts[empty[0]] else "text"
+        what = next(k for k, v in fields.items() if v and not v[empty[0]])
         raise LmftError(
             f"{where[empty[0]]}: an empty or missing {what} ({len(empty)} example(s) in all "
-            "with an empty text or label). Remove them or fill them in."
+            f"with an empty {' or '.join(k for k, v in fields.items() if v)}). Remove them or "
+            "fill them in."
         )
     _same_number(labels, path)
     print(f"{path}: {len(texts):,} examples", file=sys.stderr)
-    return texts, labels
+    return texts, labels, groups
 
 
 def _same_number(labels: list[str], path: Path) -> None:
@@ -146,7 +165,9 @@ def label_names(train_labels: list[str], given: list | None) -> list[str]:
     return found
 
 
-def to_texts(texts: list[str], labels: list[str], names: list[str], where: str) -> Texts:
+def to_texts(
+    texts: list[str], labels: list[str], groups: list[str], names: list[str], where: str
+) -> Texts:
     index = {n: i for i, n in enumerate(names)}
     unknown = sorted(set(labels) - index.keys())
     if unknown:
@@ -154,14 +175,20 @@ def to_texts(texts: list[str], labels: list[str], names: list[str], where: str) 
             f"{where} has label(s) {', '.join(map(repr, unknown[:5]))} that are not among the "
             f"classes {names}. Fix the data, or list every class in data.labels."
         )
-    return Texts(texts, [index[y] for y in labels])
+    return Texts(texts, [index[y] for y in labels], groups)
 
 
-def holdout(data: Texts, fraction: float, seed: int) -> tuple[Texts, Texts]:
-    """(rest, held out): `fraction` of each label's examples, drawn with `seed`."""
+def holdout(data: Texts, fraction: float, seed: int, by_group: bool) -> tuple[Texts, Texts]:
+    """(rest, held out): `fraction` of each label's examples, drawn with `seed`; with
+    `by_group`, whole groups of about that many texts (`whole_groups`)."""
     if not 0 < fraction < 1:
         raise LmftError(f"data.test_fraction={fraction} must be between 0 and 1.")
-    held = set(data.per_label(lambda n: max(1, round(fraction * n)), seed))
+    if by_group:
+        size = max(1, round(fraction * len(data)))
+        labels = torch.tensor(data.labels)
+        held = set(whole_groups(labels, size, seed, data.groups, "data.test_fraction").tolist())
+    else:
+        held = set(data.per_label(lambda n: max(1, round(fraction * n)), seed))
     rest = [i for i in range(len(data)) if i not in held]
     return data.subset(rest), data.subset(sorted(held))
 
@@ -176,7 +203,7 @@ class TextClassification(DatasetReader):
     def read(self, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
         cfg = self.cfg
         cols = (cfg.format, cfg.text_column, cfg.label_column)
-        raw = {"train": read_labeled(cfg.train, *cols)}
+        raw = {"train": read_labeled(cfg.train, *cols, cfg.group_column)}  # only train's are read
         for split, path in (("val", cfg.validation), ("test", cfg.test)):
             if path:
                 raw[split] = read_labeled(path, *cols)
@@ -191,8 +218,9 @@ class TextClassification(DatasetReader):
             if s in raw
         }
         if "test" not in splits:
+            by_group = cfg.val_groups and bool(splits["train"].groups)
             splits["train"], splits["test"] = holdout(
-                splits["train"], cfg.test_fraction, cfg.split_seed
+                splits["train"], cfg.test_fraction, cfg.split_seed, by_group
             )
         return splits, names
 
