@@ -285,8 +285,16 @@ def test_report_names_the_lm_the_settings_and_what_differs():
         c |= {"n_val": 995, "identity": {**c["identity"], "data": {"val_groups": True}}}
     held = "- validation: 995 texts, whole groups held out (`data.val_groups`), every cell"
     assert held in settings_lines(cells)
+    assert "- test: 80 texts, every cell" in settings_lines([c | {"n_test": 80} for c in cells])
+    for c in cells:  # own data's test held out of train by its group column: whole groups too
+        c["identity"]["data"] |= {"group_column": "user", "test": None}
+        c["n_test"] = 80
+    assert "- test: 80 texts, whole groups held out (`data.val_groups`), every cell" in (
+        settings_lines(cells)
+    )
     cells[0]["identity"]["data"]["val_groups"] = False
-    assert "- validation: 995 texts, every cell" in settings_lines(cells)
+    lines = settings_lines(cells)
+    assert {"- validation: 995 texts, every cell", "- test: 80 texts, every cell"} <= set(lines)
 
 
 def test_figure_caption_states_the_lm_and_the_recipe():

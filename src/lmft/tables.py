@@ -48,13 +48,17 @@ def settings_lines(cells: list[dict]) -> list[str]:
     files = sorted({f for c in cells for f in c.get("inputs") or []})
     if files:
         lines.append(DATA_FILES + ", ".join(f"`{f}`" for f in files))
-    by_group = all((c.get("identity") or {}).get("data", {}).get("val_groups") for c in cells)
+    data = [(c.get("identity") or {}).get("data", {}) for c in cells]
+    by_group = {"validation": all(d.get("val_groups") for d in data)}
+    # own data's test, held out of train (no data.test file), then takes whole groups too
+    by_group["test"] = by_group["validation"] and all(
+        d.get("group_column") and not d.get("test") for d in data
+    )
     for split, key in (("validation", "n_val"), ("test", "n_test")):
         counts = sorted({c[key] for c in cells if key in c})
         if counts:
             sizes = " / ".join(f"{n:,}" for n in counts)
-            whole = by_group and split == "validation"
-            held = ", whole groups held out (`data.val_groups`)" if whole else ""
+            held = ", whole groups held out (`data.val_groups`)" if by_group[split] else ""
             lines.append(f"- {split}: {sizes} texts{held}, every cell")
     if varying:
         values = {
