@@ -203,7 +203,7 @@ class TextClassification(DatasetReader):
     def read(self, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
         cfg = self.cfg
         cols = (cfg.format, cfg.text_column, cfg.label_column)
-        raw = {"train": read_labeled(cfg.train, *cols, cfg.group_column)}  # only train's are read
+        raw = {"train": read_labeled(cfg.train, *cols, cfg.group_column)}  # groups: of train only
         for split, path in (("val", cfg.validation), ("test", cfg.test)):
             if path:
                 raw[split] = read_labeled(path, *cols)
