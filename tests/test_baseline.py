@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmft import finetune
-from lmft.baseline import cell_texts, fit_and_select
+from lmft.baseline import MODEL_FILE, cell_texts, fit_and_select, load_model, probabilities
 from lmft.comparison import against_baseline, summarize
 from lmft.data.imdb import read_imdb
 from lmft.tables import answer, best_model_lines
@@ -59,6 +59,15 @@ def test_the_choice_is_made_on_validation_never_on_test():
     assert max(grid.values()) == flipped["val/acc"] and honest["val/acc"] > 0.9
 
 
+def test_a_class_the_examples_lack_gets_probability_zero():
+    texts, y = synthetic(60, 2, 0)
+    y = y * 2  # classes 0 and 2 of three: class 1 has no example
+    pipeline = fit_and_select((texts, y), (texts, y), (texts, y), ["nbsvm"], [1], 2)["pipeline"]
+    probs = np.array(probabilities(pipeline, ["a", "b", "c"], texts))
+    assert (probs[:, 1] == 0).all() and np.allclose(probs.sum(1), 1)
+    assert (probs.argmax(1) == y).mean() > 0.9
+
+
 def test_an_unknown_model_is_an_error_before_any_work():
     from lmft.errors import LmftError
 
@@ -74,7 +83,8 @@ def test_a_cell_reads_the_neural_cells_examples(cfg_for, overrides, fake_archive
 
     ov = [*overrides, "data.train_size=40", "seed=3", "data.test_size=100"]
     cfg = cfg_for("finetune", [*ov, "init=baseline"])
-    got = cell_texts(cfg, [fake_archive])
+    got, names = cell_texts(cfg, [fake_archive])
+    assert names == ["neg", "pos"]
     neural = cfg_for("finetune", ov)
     dm = ClassificationDataModule(
         load_corpus(neural.data, neural.pretrain_data), train_size=40, test_size=100,
@@ -88,7 +98,7 @@ def test_a_cell_reads_the_neural_cells_examples(cfg_for, overrides, fake_archive
     ):
         assert got[split][0] == [raw[source].texts[i] for i in idx.tolist()], split
         assert got[split][1].tolist() == [raw[source].labels[i] for i in idx.tolist()], split
-    other = cell_texts(cfg_for("finetune", [*ov, "init=baseline", "seed=4"]), [fake_archive])
+    other, _ = cell_texts(cfg_for("finetune", [*ov, "init=baseline", "seed=4"]), [fake_archive])
     assert other["train"][0] != got["train"][0] and other["val"][0] == got["val"][0]
 
 
@@ -102,6 +112,16 @@ def test_a_baseline_cell_is_a_cell_like_the_others(cfg_for, overrides, tmp_path,
     assert saved["identity"]["init"]["name"] == "baseline" and "lm" not in saved["identity"]
     assert {"lmft", "git_commit", "python"} <= set(saved["provenance"])
     assert list((out / "tb/hparams").glob("events.out.tfevents.*"))  # its HParams row
+    # its chosen model, kept for lmft.predict: it reads the test texts as the cell did
+    pipeline, labels = load_model(out)
+    split, _ = cell_texts(cfg, [Path(cfg.data.archive)])
+    texts, y = split["test"]
+    probs = np.array(probabilities(pipeline, labels, texts))
+    assert labels == ["neg", "pos"] and np.allclose(probs.sum(1), 1)
+    assert (probs.argmax(1) == y).mean() == pytest.approx(m["test/acc"])
+    unsaved = cfg_for("finetune", [*overrides, "init=baseline", "classifier.save_model=false"])
+    finetune.run(unsaved, tmp_path / "unsaved")
+    assert not (tmp_path / "unsaved" / MODEL_FILE).exists()
     capsys.readouterr()
     assert finetune.run(cfg, out) == saved  # finished: skipped
     assert "skipping" in capsys.readouterr().out
@@ -141,18 +161,29 @@ def test_the_best_model_named_is_a_neural_one_and_a_better_baseline_is_said(tmp_
     cs = cells("pretrained", [0.6, 0.6]) + cells("baseline", [0.7, 0.7])
     for c in cs:
         c["cell"] = f"init={c['init']},n=100,seed={c['seed']}"
-    cs[1]["val/acc_best"], cs[3]["val/acc_best"] = 0.65, 0.8
-    for c in cs[:2]:  # the neural cells keep their model; the baseline's keep none
         (tmp_path / c["cell"]).mkdir()
+    cs[1]["val/acc_best"], cs[3]["val/acc_best"] = 0.65, 0.8
+    for c in cs[:2]:  # the neural cells keep their model; the baseline's (run before) none
         (tmp_path / c["cell"] / "model.pt").touch()
     lines = best_model_lines(cs, tmp_path)
     best = tmp_path / cs[1]["cell"]
     assert lines[0].startswith(f"Best neural model by validation accuracy: `{best}`")
     assert lines[2] == f'    lmft-predict "{best}" "some text to classify"'
     higher = "The linear baseline reads higher: 80.00% on validation (`init=baseline,n=100,seed=1`)"
-    assert lines[4].startswith(higher)
+    assert lines[4].startswith(higher) and "keep no model" in lines[4] and len(lines) == 6
+    (tmp_path / cs[3]["cell"] / MODEL_FILE).touch()  # a baseline cell that kept its model
+    lines = best_model_lines(cs, tmp_path)
+    top = tmp_path / cs[3]["cell"]
+    assert lines[4] == (
+        f"The linear baseline reads higher: `{top}` (80.00% on validation, 70.00% on test). Use it:"
+    )
+    assert lines[6] == f'    lmft-predict "{top}" "some text to classify"'
     cs[3]["val/acc_best"] = 0.6
     assert "baseline" not in "".join(best_model_lines(cs, tmp_path))
+    cs[3]["val/acc_best"] = 0.8
+    for c in cs[:2]:  # no neural cell kept a model (classifier.save_model=false): the baseline
+        (tmp_path / c["cell"] / "model.pt").unlink()
+    assert best_model_lines(cs, tmp_path)[0].startswith("Best linear baseline: `")
 
 
 def test_the_baseline_is_every_presets_third_arm(cfg_for):

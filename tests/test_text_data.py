@@ -155,7 +155,7 @@ def test_predict_edge_inputs_are_consistent_and_errors_say_what(binary_csv, cfg_
         predict.load_run(fake)
 
 
-def test_three_class_jsonl_softmax_head(cfg_for, tmp_path):
+def test_three_class_jsonl_softmax_head(cfg_for, tmp_path, capsys):
     rows = examples(["neg", "mid", "pos"], 60, 0)
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     cfg = cfg_for(
@@ -178,6 +178,13 @@ def test_three_class_jsonl_softmax_head(cfg_for, tmp_path):
     b = finetune.run(base_cfg, tmp_path / "baseline")
     assert (b["n_test"], b["n_val"]) == (m["n_test"], m["n_val"])
     assert b["test/acc_at_best_val"] > 0.6
+    # lmft-predict serves the baseline cell too: every class's probability; "!!!" has no word
+    capsys.readouterr()
+    predict.main([str(tmp_path / "baseline"), "--json", "okay average fine decent", "!!!"])
+    said, nothing = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert said["label"] == "mid" and list(said["probabilities"]) == ["mid", "neg", "pos"]
+    assert sum(said["probabilities"].values()) == pytest.approx(1)
+    assert nothing == {"text": "!!!", "label": None, "probability": None, "probabilities": None}
 
 
 def test_folder_per_label_and_stratified_holdout(cfg_for, tmp_path):

@@ -9,7 +9,9 @@ Bayes log-count ratio, then a linear model) on exactly the texts a neural cell o
 and seed trains on (the same index sets: `lmft.data.splits`), fits its vocabulary and features
 on those texts only, picks the model and its regularisation C on the validation split only,
 and reads the chosen one on the same test texts. Seconds on a CPU; any number of classes
-(one-vs-rest: NBSVM then has a log-count ratio per class).
+(one-vs-rest: NBSVM then has a log-count ratio per class). The chosen model, with its n-gram
+vocabulary, is kept as `model.joblib` for `lmft.predict` (scikit-learn's own persistence, a
+pickle: load only cells you made or trust).
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 from lmft.errors import LmftError
+from lmft.io import atomic_path
+
+MODEL_FILE = "model.joblib"  # a baseline cell's chosen model (a neural cell's is model.pt)
+MODEL_FORMAT = 1
 
 
 class NBLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -57,6 +63,9 @@ class NBLogisticRegression(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         return self.lr_.predict(self._scaled(X))
 
+    def predict_proba(self, X):
+        return self.lr_.predict_proba(self._scaled(X))
+
 
 def make_model(name: str, C: float):
     """A classifier over n-gram counts: `tfidf_lr` or `nbsvm`."""
@@ -84,7 +93,8 @@ def fit_and_select(
     """Every (model, C) fitted on `train`, scored on `val`; the best on validation (the first
     of ties, in the order given) read on `test`. The n-gram vocabulary comes from the training
     texts alone. Returns the chosen model's accuracies and, per model, its validation-chosen C
-    with its accuracies (the test ones are information, never a choice)."""
+    with its accuracies (the test ones are information, never a choice); under "pipeline", the
+    chosen model behind its n-gram counts (texts in, classes out)."""
     for name in models:
         make_model(name, 1.0)  # an unknown name fails before any work
     t0 = time.time()
@@ -105,8 +115,9 @@ def fit_and_select(
         row["test/acc"] = accuracy(model, Xt, test[1])
         print(f"[{label}] {name}: C={row['C']:g} chosen on validation, val/acc "
               f"{row['val/acc']:.4f}, test/acc {row['test/acc']:.4f}", flush=True)  # fmt: skip
-    chosen = max(per_model.values(), key=lambda rm: rm[0]["val/acc"])[0]  # first of ties
+    chosen, model = max(per_model.values(), key=lambda rm: rm[0]["val/acc"])  # first of ties
     return {
+        "pipeline": make_pipeline(vec, model),
         "chosen": {"model": chosen["model"], "C": chosen["C"]},
         "val/acc": chosen["val/acc"],
         "test/acc": chosen["test/acc"],
@@ -117,16 +128,20 @@ def fit_and_select(
     }
 
 
-def cell_texts(cfg: DictConfig, inputs: list[Path]) -> dict[str, tuple[list[str], np.ndarray]]:
+def cell_texts(
+    cfg: DictConfig, inputs: list[Path]
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], list[str]]:
     """The train / val / test texts and labels of the cell `cfg` describes, read from its data's
     `inputs`: the raw texts at the indices the neural cells of that size and seed read
-    (`lmft.data.splits`)."""
+    (`lmft.data.splits`); and the class names."""
+    import torch
+
     from lmft.data.corpus import read_task, validation_and_pool
     from lmft.data.reader import dataset_reader
     from lmft.data.splits import test_subset, training_subset
 
     d = cfg.data
-    texts, _ = read_task(dataset_reader(d), inputs)
+    texts, names = read_task(dataset_reader(d), inputs)
     train, test, own_val = texts["train"], texts["test"], texts.get("val")
     val_idx, pool = validation_and_pool(texts, d)
     train_idx = training_subset(torch.tensor(train.labels), pool, d.train_size, cfg.seed)
@@ -137,11 +152,48 @@ def cell_texts(cfg: DictConfig, inputs: list[Path]) -> dict[str, tuple[list[str]
         idx = idx.tolist()
         return [split.texts[i] for i in idx], np.array([split.labels[i] for i in idx])
 
-    return {
+    splits = {
         "train": pick(train, train_idx),
         "val": pick(train if own_val is None else own_val, val_idx),
         "test": pick(test, test_idx),
     }
+    return splits, names
+
+
+def save_model(path: Path, pipeline: Pipeline, labels: list[str]) -> None:
+    """The chosen model, its n-gram vocabulary and the class names (label i is `labels[i]`)."""
+    with atomic_path(path) as tmp:
+        joblib.dump({"format": MODEL_FORMAT, "pipeline": pipeline, "labels": labels}, tmp, 3)
+
+
+def load_model(run_dir: str | Path) -> tuple[Pipeline, list[str]]:
+    """(pipeline, class names) of the baseline cell in `run_dir`."""
+    path = Path(run_dir) / MODEL_FILE
+    try:
+        blob = joblib.load(path)
+        pipeline, labels = blob["pipeline"], blob["labels"]
+    except Exception as e:
+        raise LmftError(
+            f"{path} is unreadable or truncated ({type(e).__name__}); rerun that cell (delete "
+            "its folder)."
+        ) from e
+    if blob.get("format") != MODEL_FORMAT:
+        raise LmftError(f"{path} was written by another lmft; rerun that cell (delete its folder).")
+    return pipeline, labels
+
+
+def probabilities(pipeline: Pipeline, labels: list[str], texts: list[str]) -> list[list | None]:
+    """Each text's probability of each class (None for a text with no word the n-grams read,
+    such as "!!!": there is nothing to classify); a class the cell's examples lacked gets 0."""
+    words = pipeline[0].build_analyzer()
+    some = [i for i, t in enumerate(texts) if words(t)]
+    out: list[list | None] = [None] * len(texts)
+    if some:
+        p = np.zeros((len(some), len(labels)))
+        p[:, pipeline.classes_] = pipeline.predict_proba([texts[i] for i in some])
+        for i, row in zip(some, p.tolist(), strict=True):
+            out[i] = row
+    return out
 
 
 def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
@@ -153,7 +205,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
     from lmft.results import log_hparams, provenance
 
     inputs = dataset_reader(cfg.data).inputs()
-    split = cell_texts(cfg, inputs)
+    split, names = cell_texts(cfg, inputs)
     i = cfg.init
     fit = fit_and_select(
         split["train"], split["val"], split["test"], list(i.models), list(i.C), i.ngram_max,
@@ -173,11 +225,13 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "val/acc_best": fit["val/acc"],
         "best_epoch": None,
         "history": [],
-        "baseline": {k: v for k, v in fit.items() if k not in ("test/acc", "val/acc")},
+        "baseline": {k: v for k, v in fit.items() if k not in ("test/acc", "val/acc", "pipeline")},
         "identity": identity,
         "provenance": provenance(),
     }
     log_hparams(out_dir, identity, metrics)
+    if cfg.classifier.save_model:
+        save_model(out_dir / MODEL_FILE, fit["pipeline"], names)
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
     chosen = f"{fit['chosen']['model']}, C={fit['chosen']['C']:g}"
     print(f"[finetune] {cfg.cell}: test/acc {fit['test/acc']:.4f} ({chosen}, chosen on validation)")

@@ -1,4 +1,5 @@
-"""Classify texts with a fine-tuned run (its folder holds model.pt).
+"""Classify texts with a fine-tuning cell: a neural one (its folder holds model.pt) or a linear
+baseline one (model.joblib).
 
     python -m lmft.predict outputs/sweeps/quick/init=pretrained,n=1000,seed=0 "A fine film." "Dull."
     lmft-predict RUN_DIR --file reviews.txt --json      # one text per line; --file - for stdin
@@ -7,7 +8,8 @@
 Prints one line per text, in input order: label, its probability, the text (or, with --json,
 one JSON object per line with every class's probability). Texts are stripped of surrounding
 whitespace; one with no tokens (a blank line or argument, or only characters the tokenizer
-drops) gets an empty label and probability, so output lines always match input lines.
+drops; for a baseline cell, no word its n-grams read) gets an empty label and probability, so
+output lines always match input lines.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from lmft import baseline
 from lmft.data.datamodules import BucketBatchSampler, collate
 from lmft.data.text_files import utf8
 from lmft.errors import LmftError
@@ -35,7 +38,6 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     return model.to(device), tok, blob["labels"], blob["max_len"]
 
 
-@torch.inference_mode()
 def predict(
     model: SentimentClassifier,
     tok: Tokenizer,
@@ -47,6 +49,14 @@ def predict(
     """One dict per text (input order): label, probability, probabilities per class. A text
     with no tokens (blank, or only what the tokenizer drops, such as "!!!" under
     `data.tokenizer=keras`) gets none of them: there is nothing to classify."""
+    return labeled(texts, probabilities(model, tok, texts, max_len, batch_size), labels)
+
+
+@torch.inference_mode()
+def probabilities(
+    model: SentimentClassifier, tok: Tokenizer, texts: list[str], max_len: int, batch_size: int
+) -> list[list[float] | None]:
+    """Each text's probability of each class (None: no tokens), in batches of like lengths."""
     seqs = [torch.tensor(e.ids[:max_len], dtype=torch.long) for e in tok.encode_batch(texts)]
     some = [i for i, (t, x) in enumerate(zip(texts, seqs, strict=True)) if t.strip() and len(x)]
     lengths = torch.tensor([len(seqs[i]) for i in some], dtype=torch.long)
@@ -57,6 +67,11 @@ def predict(
         p = model.class_probs(batch["ids"].to(device), batch["lengths"].to(device)).cpu()
         for i, row in zip(idx, p.tolist(), strict=True):
             probs[some[i]] = row
+    return probs
+
+
+def labeled(texts: list[str], probs: list[list[float] | None], labels: list[str]) -> list[dict]:
+    """One dict per text: the most probable label, its probability, every class's."""
     out = []
     for text, row in zip(texts, probs, strict=True):
         if row is None:
@@ -102,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="lmft-predict", description="Classify texts with a fine-tuned lmft run."
     )
-    ap.add_argument("run_dir", help="folder of a fine-tuning run (holds model.pt)")
+    ap.add_argument("run_dir", help="folder of a fine-tuning cell (model.pt or model.joblib)")
     ap.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
     ap.add_argument("--file", help="one text per line; '-' reads stdin")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -113,9 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         device = args.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model, tok, labels, max_len = load_run(args.run_dir, device)
-        texts = read_texts(args)
-        results = predict(model, tok, labels, texts, max_len, args.batch_size)
+        if (Path(args.run_dir) / baseline.MODEL_FILE).exists():  # a linear baseline cell
+            pipeline, labels = baseline.load_model(args.run_dir)
+            texts = read_texts(args)
+            results = labeled(texts, baseline.probabilities(pipeline, labels, texts), labels)
+        else:
+            model, tok, labels, max_len = load_run(args.run_dir, device)
+            texts = read_texts(args)
+            results = predict(model, tok, labels, texts, max_len, args.batch_size)
     except (LmftError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from lmft.baseline import MODEL_FILE
 from lmft.comparison import BASELINE, at_largest_budget, spelt, varying_keys
 from lmft.identity import flatten
 
@@ -102,27 +103,35 @@ def _by_validation(cell: dict) -> tuple[float, int]:
 def best_model_lines(cells: list[dict], sweep_dir: Path) -> list[str]:
     """The neural cell whose saved model (`model.pt`) has the best validation accuracy, chosen
     on validation only (every cell reads the same validation texts), with the command that uses
-    it; and the best baseline cell where it reads higher (it keeps no model to serve)."""
+    it; and the best baseline cell where it reads higher (or no neural cell kept a model), with
+    its command where it kept its model (`model.joblib`)."""
     saved = [c for c in neural(cells) if (sweep_dir / c["cell"] / "model.pt").exists()]
-    if not saved:
-        return []
-    best = max(saved, key=_by_validation)
-    path = sweep_dir / best["cell"]
+    best = max(saved, key=_by_validation, default=None)
     top = max((c for c in cells if c["init"] == BASELINE), key=_by_validation, default=None)
-    lines = [
-        f"Best neural model by validation accuracy: `{path}` ({_pct(best['val/acc_best'])}% on "
-        f"validation, {_pct(best['test/acc_at_best_val'])}% on test). Use it:",
+    lines = _use("Best neural model by validation accuracy", best, sweep_dir) if best else []
+    if top and (best is None or top["val/acc_best"] > best["val/acc_best"]):
+        what = "The linear baseline reads higher" if best else "Best linear baseline"
+        if (sweep_dir / top["cell"] / MODEL_FILE).exists():
+            lines += _use(what, top, sweep_dir)
+        else:
+            lines += [
+                f"{what}: {_pct(top['val/acc_best'])}% on validation (`{top['cell']}`); its "
+                "cells keep no model (run by an older lmft, or with classifier.save_model=false).",
+                "",
+            ]
+    return lines
+
+
+def _use(what: str, cell: dict, sweep_dir: Path) -> list[str]:
+    """`what`: the cell's folder and accuracies, and the lmft-predict command that uses it."""
+    path = sweep_dir / cell["cell"]
+    return [
+        f"{what}: `{path}` ({_pct(cell['val/acc_best'])}% on validation, "
+        f"{_pct(cell['test/acc_at_best_val'])}% on test). Use it:",
         "",
         f'    lmft-predict "{path}" "some text to classify"',
         "",
     ]
-    if top and top["val/acc_best"] > best["val/acc_best"]:
-        lines += [
-            f"The linear baseline reads higher: {_pct(top['val/acc_best'])}% on validation "
-            f"(`{top['cell']}`); its cells keep no model to serve.",
-            "",
-        ]
-    return lines
 
 
 def n_epochs(n: int) -> str:

@@ -151,9 +151,9 @@ def load_model(run_dir: str | Path) -> tuple[SentimentClassifier, dict]:
     (tokenizer, labels, max_len)."""
     path = Path(run_dir) / "model.pt"
     remedy = (
-        "Give the folder of a finished pretrained or scratch cell (outputs/sweeps/<name>/<cell>; "
-        "a linear-baseline cell keeps no model), trained with classifier.save_model=true "
-        "(default) by this lmft; rerun that cell if needed."
+        "Give the folder of a finished cell (outputs/sweeps/<name>/<cell>: a pretrained or "
+        "scratch cell keeps model.pt, a linear-baseline cell model.joblib), trained with "
+        "classifier.save_model=true (default) by this lmft; rerun that cell if needed."
     )
     blob = _load(path, MODEL_FORMAT, remedy)
     cls = encoder_class(blob.get("encoder"))
