@@ -1,9 +1,9 @@
 """The one declaration of what changes a result, and everything derived from it."""
 
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
@@ -12,6 +12,7 @@ from lmft.errors import LmftError
 from lmft.identity import (
     AFTER_TOKENS,
     NOT_RESULTS,
+    READER_ADDED,
     STAGE_SECTIONS,
     UNREAD,
     cache_settings,
@@ -23,7 +24,7 @@ from lmft.pretrained import pretrain_command
 from lmft.resolvers import cell_name, register
 from lmft.results import provenance
 
-PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (ROOT / "conf/experiment").glob("*.yaml"))
 
 
 def keys(d: dict, prefix: str = "") -> set[str]:
@@ -125,6 +126,12 @@ def test_a_setting_one_reader_gained_is_read_into_that_readers_stored_runs_only(
         read_finished(path, grouped, "cell")
     imdb = run_identity(cfg_for("finetune", ["init=scratch"]), "scratch")
     assert "group_column" not in stored_identity({"identity": imdb}, imdb)["data"]
+    # each reader's added setting is declared with its config's default
+    readers = map(OmegaConf.load, (ROOT / "conf/data").glob("*.yaml"))
+    confs = {c._target_: c for c in readers if "_target_" in c}
+    for target, settings in READER_ADDED.items():
+        for key, value in settings.items():
+            assert confs[target][key.split(".", 1)[1]] == value, key
 
 
 def test_the_printed_pretrain_command_replaces_what_it_adds(with_overrides):
