@@ -163,7 +163,8 @@ def cell_texts(
 def save_model(path: Path, pipeline: Pipeline, labels: list[str]) -> None:
     """The chosen model, its n-gram vocabulary and the class names (label i is `labels[i]`)."""
     with atomic_path(path) as tmp:
-        joblib.dump({"format": MODEL_FORMAT, "pipeline": pipeline, "labels": labels}, tmp, 3)
+        blob = {"format": MODEL_FORMAT, "pipeline": pipeline, "labels": labels}
+        joblib.dump(blob, tmp, compress=3)  # half the size (the vocabulary), about 1 s more
 
 
 def load_model(run_dir: str | Path) -> tuple[Pipeline, list[str]]:

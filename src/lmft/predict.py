@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -128,14 +129,15 @@ def main(argv: list[str] | None = None) -> None:
         device = args.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        # the model first, so that a wrong folder is said before stdin is read
         if (Path(args.run_dir) / baseline.MODEL_FILE).exists():  # a linear baseline cell
             pipeline, labels = baseline.load_model(args.run_dir)
-            texts = read_texts(args)
-            results = labeled(texts, baseline.probabilities(pipeline, labels, texts), labels)
+            probs = partial(baseline.probabilities, pipeline, labels)
         else:
             model, tok, labels, max_len = load_run(args.run_dir, device)
-            texts = read_texts(args)
-            results = predict(model, tok, labels, texts, max_len, args.batch_size)
+            probs = partial(probabilities, model, tok, max_len=max_len, batch_size=args.batch_size)
+        texts = read_texts(args)
+        results = labeled(texts, probs(texts), labels)
     except (LmftError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
