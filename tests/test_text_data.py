@@ -293,6 +293,37 @@ def test_a_group_column_holds_out_whole_groups_for_validation_and_test(cfg_for, 
     assert set(split["train"].groups) & set(split["test"].groups)
 
 
+def test_a_given_test_file_that_shares_groups_with_train_is_warned_of(cfg_for, tmp_path, capsys):
+    """A given test file read with data.group_column: the groups it shares with train are
+    counted in a warning; one without the column, or with no shared group, reads quietly."""
+    from lmft.data.reader import dataset_reader
+
+    def users(rows, first):
+        return [{**r, "user": f"u{first + i // 4}"} for i, r in enumerate(rows)]
+
+    train = write_jsonl(tmp_path / "train.jsonl", users(examples(["neg", "pos"], 20, 0), 0))
+    test = {
+        "shared": users(examples(["neg", "pos"], 6, 1), 8),  # u8-u10: u8, u9 are in train
+        "apart": users(examples(["neg", "pos"], 6, 1), 100),
+        "no_column": examples(["neg", "pos"], 6, 1),
+    }
+    for name, rows in test.items():
+        path = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+        opts = [f"data.train={train}", f"data.test={path}", "data.group_column=user"]
+        reader = dataset_reader(cfg_for("finetune", base(tmp_path, *opts)).data)
+        split = reader.read(reader.inputs())[0]
+        assert len(split["train"]) == 40 and len(split["test"]) == 12
+        warned = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning")]
+        if name == "shared":
+            assert warned == [
+                f"warning: {path}: 2 of its 3 groups (8 texts) are also in {train} (column "
+                "'user'), so its accuracy is not on unseen groups. Move them to one file if it "
+                "should be."
+            ]
+        else:
+            assert not warned
+
+
 def test_a_group_column_must_be_there_and_filled(tmp_path):
     from lmft.data.text_files import read_labeled
 

@@ -78,17 +78,23 @@ def _value(value) -> str:
 
 
 def read_labeled(
-    path: str | Path, fmt: str, text_column: str, label_column: str, group_column: str | None = None
+    path: str | Path,
+    fmt: str,
+    text_column: str,
+    label_column: str,
+    group_column: str | None = None,
+    group_needed: bool = True,
 ) -> tuple[list[str], list[str], list[str]]:
     """(texts, label strings, group strings) of one file, or of a folder with one subfolder of
-    .txt per label; the groups are read from `group_column` (none without one)."""
+    .txt per label; the groups are read from `group_column` (none without one, nor where the
+    file lacks that column and `group_needed` is false)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise LmftError(f"Dataset file {path} does not exist.")
     fmt = _format(path, fmt)
     groups: list[str] = []
     if fmt == "folder":
-        if group_column:
+        if group_column and group_needed:
             raise LmftError(
                 f"{path} is a folder of .txt files, which has no column {group_column!r}: "
                 "data.group_column needs a CSV, TSV or JSONL file."
@@ -99,13 +105,16 @@ def read_labeled(
         where = [str(p) for p in files]
     else:
         rows = _rows(path, fmt)
+        columns = rows[0][1] if rows else {}
+        if not group_needed and group_column not in columns:
+            group_column = None  # a file that may lack the group column does
         if rows:
             wanted = (text_column, label_column, group_column)
-            missing = [c for c in wanted if c and c not in rows[0][1]]
+            missing = [c for c in wanted if c and c not in columns]
             if missing:
                 raise LmftError(
                     f"{path} has no column {', '.join(map(repr, missing))}; its columns are "
-                    f"{', '.join(map(repr, rows[0][1]))}. Set data.text_column / "
+                    f"{', '.join(map(repr, columns))}. Set data.text_column / "
                     "data.label_column" + (" / data.group_column." if group_column else ".")
                 )
         texts = [_value(r.get(text_column)) for _, r in rows]
@@ -178,6 +187,20 @@ def to_texts(
     return Texts(texts, [index[y] for y in labels], groups)
 
 
+def warn_shared_groups(train: list[str], other: list[str], path: str, cfg) -> None:
+    """A warning on stderr where a given validation or test file shares groups with train: its
+    accuracy then is not on unseen groups (as `data.val_groups` means for held-out splits)."""
+    shared = set(train) & set(other)
+    if shared:
+        texts = sum(g in shared for g in other)
+        print(
+            f"warning: {path}: {len(shared):,} of its {len(set(other)):,} groups ({texts:,} "
+            f"texts) are also in {cfg.train} (column {cfg.group_column!r}), so its accuracy "
+            "is not on unseen groups. Move them to one file if it should be.",
+            file=sys.stderr,
+        )
+
+
 def holdout(data: Texts, fraction: float, seed: int, by_group: bool) -> tuple[Texts, Texts]:
     """(rest, held out): `fraction` of each label's examples, drawn with `seed`; with
     `by_group`, whole groups of about that many texts (`whole_groups`)."""
@@ -203,10 +226,11 @@ class TextClassification(DatasetReader):
     def read(self, inputs: list[Path]) -> tuple[dict[str, Texts], list[str]]:
         cfg = self.cfg
         cols = (cfg.format, cfg.text_column, cfg.label_column)
-        raw = {"train": read_labeled(cfg.train, *cols, cfg.group_column)}  # groups: of train only
+        raw = {"train": read_labeled(cfg.train, *cols, cfg.group_column)}
         for split, path in (("val", cfg.validation), ("test", cfg.test)):
-            if path:
-                raw[split] = read_labeled(path, *cols)
+            if path:  # its groups, where it has the column, only to check for shared groups
+                raw[split] = read_labeled(path, *cols, cfg.group_column, group_needed=False)
+                warn_shared_groups(raw["train"][2], raw[split][2], path, cfg)
         names = label_names(raw["train"][1], cfg.labels)
         if len(names) < 2:
             raise LmftError(
