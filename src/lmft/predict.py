@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
     ap.add_argument("--file", help="one text per line; '-' reads stdin")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--device", default="auto", help="auto (GPU if there is one), cpu, cuda")
+    neural = "a neural cell's; a baseline cell reads every text at once, on the CPU"
+    ap.add_argument("--batch-size", type=int, default=64, help=f"texts per batch ({neural})")
+    ap.add_argument("--device", default="auto", help=f"auto (GPU if any), cpu, cuda ({neural})")
     args = ap.parse_intermixed_args(argv)  # options may come before, between or after texts
     try:
         device = args.device
