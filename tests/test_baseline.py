@@ -33,27 +33,29 @@ def synthetic(n: int, classes: int, seed: int) -> tuple[list[str], np.ndarray]:
 @pytest.mark.parametrize("model", ["tfidf_lr", "nbsvm"])
 def test_each_model_learns_a_separable_task_with_any_number_of_classes(classes, model):
     train, val, test = (synthetic(n, classes, s) for n, s in ((60, 0), (60, 1), (300, 2)))
-    fit = fit_and_select(train, val, test, [model], [0.1, 1, 10, 100], 2)
+    _, fit = fit_and_select(train, val, test, [model], [0.1, 1, 10, 100], 2)
     assert fit["test/acc"] >= 0.95 and fit["chosen"]["model"] == model
 
 
 def test_features_come_from_the_training_texts_only():
     """Words and n-grams that only validation or test texts hold add no feature."""
     train, val, test = (synthetic(n, 2, s) for n, s in ((40, 0), (40, 1), (40, 2)))
-    plain = fit_and_select(train, val, test, ["nbsvm"], [1], 2)["n_features"]
+
+    def features(train, val, test) -> int:
+        return fit_and_select(train, val, test, ["nbsvm"], [1], 2)[1]["n_features"]
+
     unseen = lambda split: ([f"{t} zebra quokka" for t in split[0]], split[1])  # noqa: E731
-    assert (
-        fit_and_select(train, unseen(val), unseen(test), ["nbsvm"], [1], 2)["n_features"] == plain
-    )
-    assert fit_and_select(unseen(train), val, test, ["nbsvm"], [1], 2)["n_features"] > plain
+    plain = features(train, val, test)
+    assert features(train, unseen(val), unseen(test)) == plain
+    assert features(unseen(train), val, test) > plain
 
 
 def test_the_choice_is_made_on_validation_never_on_test():
     """Validation labels flipped: the choice must follow them (and so lose on test)."""
     train, val, test = (synthetic(n, 2, s) for n, s in ((60, 0), (60, 1), (300, 2)))
     models = ["tfidf_lr", "nbsvm"]
-    honest = fit_and_select(train, val, test, models, [0.1, 1, 10], 2)
-    flipped = fit_and_select(train, (val[0], 1 - val[1]), test, models, [0.1, 1, 10], 2)
+    _, honest = fit_and_select(train, val, test, models, [0.1, 1, 10], 2)
+    _, flipped = fit_and_select(train, (val[0], 1 - val[1]), test, models, [0.1, 1, 10], 2)
     assert flipped["val/acc"] < 0.5 and flipped["test/acc"] > 0.9  # the same models
     grid = {(r["model"], r["C"]): r["val/acc"] for r in flipped["grid"]}
     assert max(grid.values()) == flipped["val/acc"] and honest["val/acc"] > 0.9
@@ -62,7 +64,7 @@ def test_the_choice_is_made_on_validation_never_on_test():
 def test_a_class_the_examples_lack_gets_probability_zero():
     texts, y = synthetic(60, 2, 0)
     y = y * 2  # classes 0 and 2 of three: class 1 has no example
-    pipeline = fit_and_select((texts, y), (texts, y), (texts, y), ["nbsvm"], [1], 2)["pipeline"]
+    pipeline, _ = fit_and_select((texts, y), (texts, y), (texts, y), ["nbsvm"], [1], 2)
     probs = np.array(probabilities(pipeline, ["a", "b", "c"], texts))
     assert (probs[:, 1] == 0).all() and np.allclose(probs.sum(1), 1)
     assert (probs.argmax(1) == y).mean() > 0.9

@@ -89,12 +89,12 @@ def fit_and_select(
     Cs: list[float],
     ngram_max: int,
     label: str = "baseline",
-) -> dict:
+) -> tuple[Pipeline, dict]:
     """Every (model, C) fitted on `train`, scored on `val`; the best on validation (the first
     of ties, in the order given) read on `test`. The n-gram vocabulary comes from the training
-    texts alone. Returns the chosen model's accuracies and, per model, its validation-chosen C
-    with its accuracies (the test ones are information, never a choice); under "pipeline", the
-    chosen model behind its n-gram counts (texts in, classes out)."""
+    texts alone. Returns the chosen model behind its n-gram counts (texts in, classes out), and
+    its accuracies with, per model, its validation-chosen C and that C's accuracies (the test
+    ones are information, never a choice)."""
     for name in models:
         make_model(name, 1.0)  # an unknown name fails before any work
     t0 = time.time()
@@ -116,8 +116,7 @@ def fit_and_select(
         print(f"[{label}] {name}: C={row['C']:g} chosen on validation, val/acc "
               f"{row['val/acc']:.4f}, test/acc {row['test/acc']:.4f}", flush=True)  # fmt: skip
     chosen, model = max(per_model.values(), key=lambda rm: rm[0]["val/acc"])  # first of ties
-    return {
-        "pipeline": make_pipeline(vec, model),
+    return make_pipeline(vec, model), {
         "chosen": {"model": chosen["model"], "C": chosen["C"]},
         "val/acc": chosen["val/acc"],
         "test/acc": chosen["test/acc"],
@@ -208,7 +207,7 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
     inputs = dataset_reader(cfg.data).inputs()
     split, names = cell_texts(cfg, inputs)
     i = cfg.init
-    fit = fit_and_select(
+    pipeline, fit = fit_and_select(
         split["train"], split["val"], split["test"], list(i.models), list(i.C), i.ngram_max,
         f"{cfg.name} {cfg.cell}",
     )  # fmt: skip
@@ -226,13 +225,13 @@ def run_cell(cfg: DictConfig, out_dir: Path, identity: dict) -> dict:
         "val/acc_best": fit["val/acc"],
         "best_epoch": None,
         "history": [],
-        "baseline": {k: v for k, v in fit.items() if k not in ("test/acc", "val/acc", "pipeline")},
+        "baseline": {k: v for k, v in fit.items() if k not in ("test/acc", "val/acc")},
         "identity": identity,
         "provenance": provenance(),
     }
     log_hparams(out_dir, identity, metrics)
     if cfg.classifier.save_model:
-        save_model(out_dir / MODEL_FILE, fit["pipeline"], names)
+        save_model(out_dir / MODEL_FILE, pipeline, names)
     write_json(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
     chosen = f"{fit['chosen']['model']}, C={fit['chosen']['C']:g}"
     print(f"[finetune] {cfg.cell}: test/acc {fit['test/acc']:.4f} ({chosen}, chosen on validation)")
