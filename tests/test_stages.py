@@ -260,10 +260,11 @@ def test_data_workers_are_speed_not_a_result(pretrained, cfg_for, overrides, tmp
 
 
 def test_pretrained_without_pretrain_dir_names_the_command(cfg_for, overrides, tmp_path):
+    """Before anything is read: the data is neither read nor tokenized (no cache made)."""
     cfg = cfg_for("finetune", overrides)
     with pytest.raises(LmftError, match="python -m lmft.pretrain experiment=smoke"):
         finetune.run(cfg, tmp_path / "cell")
-    assert not (tmp_path / "cell" / "metrics.json").exists()
+    assert not (tmp_path / "cell").exists() and not Path(cfg.data.cache_dir).exists()
 
 
 def test_a_cell_started_before_its_lm_ends_waits_for_it(pretrained, cfg_for, overrides, capsys):

@@ -65,6 +65,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     if done := finished():
         return done
+    if cfg.init.name == "pretrained" and not cfg.init.wait_s:
+        from lmft.pretrained import finished_lm
+
+        finished_lm(cfg)  # a missing LM is said before the data is read and tokenized
     with cell_lock(out_dir) as mine:
         if not mine:
             print(f"[finetune] {out_dir} is being trained by another process; skipping it "
