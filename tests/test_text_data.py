@@ -295,15 +295,17 @@ def test_a_group_column_holds_out_whole_groups_for_validation_and_test(cfg_for, 
 
 def test_a_given_test_file_that_shares_groups_with_train_is_warned_of(cfg_for, tmp_path, capsys):
     """A given test file read with data.group_column: the groups it shares with train are
-    counted in a warning; one without the column, or with no shared group, reads quietly."""
+    counted in a warning; one without the column, with an empty group, or with no shared group
+    reads quietly (its groups serve that check alone)."""
     from lmft.data.reader import dataset_reader
 
     def users(rows, first):
         return [{**r, "user": f"u{first + i // 4}"} for i, r in enumerate(rows)]
 
     train = write_jsonl(tmp_path / "train.jsonl", users(examples(["neg", "pos"], 20, 0), 0))
+    shared = users(examples(["neg", "pos"], 6, 1), 8)  # u8-u10: u8, u9 are in train
     test = {
-        "shared": users(examples(["neg", "pos"], 6, 1), 8),  # u8-u10: u8, u9 are in train
+        "shared": [{**shared[0], "user": ""}, *shared[1:]],  # an empty group: not a group
         "apart": users(examples(["neg", "pos"], 6, 1), 100),
         "no_column": examples(["neg", "pos"], 6, 1),
     }
@@ -316,7 +318,7 @@ def test_a_given_test_file_that_shares_groups_with_train_is_warned_of(cfg_for, t
         warned = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning")]
         if name == "shared":
             assert warned == [
-                f"warning: {path}: 2 of its 3 groups (8 texts) are also in {train} (column "
+                f"warning: {path}: 2 of its 3 groups (7 texts) are also in {train} (column "
                 "'user'), so its accuracy is not on unseen groups. Move them to one file if it "
                 "should be."
             ]

@@ -86,8 +86,8 @@ def read_labeled(
     group_needed: bool = True,
 ) -> tuple[list[str], list[str], list[str]]:
     """(texts, label strings, group strings) of one file, or of a folder with one subfolder of
-    .txt per label; the groups are read from `group_column` (none without one, nor where the
-    file lacks that column and `group_needed` is false)."""
+    .txt per label; the groups are read from `group_column` (none without one). Where
+    `group_needed` is false, a file may lack that column (no groups) or leave a group empty."""
     path = Path(path).expanduser()
     if not path.exists():
         raise LmftError(f"Dataset file {path} does not exist.")
@@ -124,7 +124,7 @@ def read_labeled(
         where = [f"{path}, line {i}" for i, _ in rows]
     if not texts:
         raise LmftError(f"{path} holds no examples.")
-    fields = {"text": texts, "label": labels, "group": groups}
+    fields = {"text": texts, "label": labels, "group": groups if group_needed else []}
     empty = [i for i in range(len(texts)) if not all(v[i] for v in fields.values() if v)]
     if empty:
         what = next(k for k, v in fields.items() if v and not v[empty[0]])
@@ -190,11 +190,11 @@ def to_texts(
 def warn_shared_groups(train: list[str], other: list[str], path: str, cfg) -> None:
     """A warning on stderr where a given validation or test file shares groups with train: its
     accuracy then is not on unseen groups (as `data.val_groups` means for held-out splits)."""
-    shared = set(train) & set(other)
+    shared = set(train) & set(other)  # train's groups are never empty
     if shared:
         texts = sum(g in shared for g in other)
         print(
-            f"warning: {path}: {len(shared):,} of its {len(set(other)):,} groups ({texts:,} "
+            f"warning: {path}: {len(shared):,} of its {len(set(other) - {''}):,} groups ({texts:,} "
             f"texts) are also in {cfg.train} (column {cfg.group_column!r}), so its accuracy "
             "is not on unseen groups. Move them to one file if it should be.",
             file=sys.stderr,
