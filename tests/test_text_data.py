@@ -75,7 +75,8 @@ def test_binary_csv_runs_both_stages_and_predict_round_trips(binary_csv, cfg_for
     model, tok, labels, max_len = predict.load_run(cell)
     assert labels == ["neg", "pos"] and model.head.out_features == 1  # binary: sigmoid
     rows = list(csv.DictReader((tmp_path / "test.csv").read_text().splitlines()))
-    out = predict.predict(model, tok, labels, [r["text"] for r in rows], max_len, batch_size=7)
+    texts = [r["text"] for r in rows]
+    out = predict.labeled(texts, predict.probabilities(model, tok, texts, max_len, 7), labels)
     acc = sum(o["label"] == r["label"] for o, r in zip(out, rows, strict=True)) / len(rows)
     # model.pt holds the best-validation epoch: the accuracy the report uses
     assert acc == pytest.approx(m["test/acc_at_best_val"])

@@ -39,25 +39,13 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     return model.to(device), tok, blob["labels"], blob["max_len"]
 
 
-def predict(
-    model: SentimentClassifier,
-    tok: Tokenizer,
-    labels: list[str],
-    texts: list[str],
-    max_len: int,
-    batch_size: int = 64,
-) -> list[dict]:
-    """One dict per text (input order): label, probability, probabilities per class. A text
-    with no tokens (blank, or only what the tokenizer drops, such as "!!!" under
-    `data.tokenizer=keras`) gets none of them: there is nothing to classify."""
-    return labeled(texts, probabilities(model, tok, texts, max_len, batch_size), labels)
-
-
 @torch.inference_mode()
 def probabilities(
     model: SentimentClassifier, tok: Tokenizer, texts: list[str], max_len: int, batch_size: int
 ) -> list[list[float] | None]:
-    """Each text's probability of each class (None: no tokens), in batches of like lengths."""
+    """Each text's probability of each class, in batches of like lengths; None for a text with
+    no tokens (blank, or only what the tokenizer drops, such as "!!!" under
+    `data.tokenizer=keras`): there is nothing to classify."""
     seqs = [torch.tensor(e.ids[:max_len], dtype=torch.long) for e in tok.encode_batch(texts)]
     some = [i for i, (t, x) in enumerate(zip(texts, seqs, strict=True)) if t.strip() and len(x)]
     lengths = torch.tensor([len(seqs[i]) for i in some], dtype=torch.long)
@@ -72,7 +60,8 @@ def probabilities(
 
 
 def labeled(texts: list[str], probs: list[list[float] | None], labels: list[str]) -> list[dict]:
-    """One dict per text: the most probable label, its probability, every class's."""
+    """One dict per text (input order): the most probable label, its probability, every
+    class's (all None where `probs` has none)."""
     out = []
     for text, row in zip(texts, probs, strict=True):
         if row is None:
