@@ -107,7 +107,7 @@ def read_labeled(
         rows = _rows(path, fmt)
         columns = rows[0][1] if rows else {}
         if not group_needed and group_column not in columns:
-            group_column = None  # a file that may lack the group column does
+            group_column = None  # an optional column this file lacks: no groups
         if rows:
             wanted = (text_column, label_column, group_column)
             missing = [c for c in wanted if c and c not in columns]
@@ -190,11 +190,12 @@ def to_texts(
 def warn_shared_groups(train: list[str], other: list[str], path: str, cfg) -> None:
     """A warning on stderr where a given validation or test file shares groups with train: its
     accuracy then is not on unseen groups (as `data.val_groups` means for held-out splits)."""
-    shared = set(train) & set(other)  # train's groups are never empty
+    theirs = set(other) - {""}  # an empty group in such a file is no group
+    shared = theirs & set(train)
     if shared:
         texts = sum(g in shared for g in other)
         print(
-            f"warning: {path}: {len(shared):,} of its {len(set(other) - {''}):,} groups ({texts:,} "
+            f"warning: {path}: {len(shared):,} of its {len(theirs):,} groups ({texts:,} "
             f"texts) are also in {cfg.train} (column {cfg.group_column!r}), so its accuracy "
             "is not on unseen groups. Move them to one file if it should be.",
             file=sys.stderr,
